@@ -1,0 +1,134 @@
+//! The audit log (SPEC §8.3): every stop and monitoring switch appended to
+//! `audit.jsonl` in the state dir, one JSON object a line. A line torn by a
+//! crash is skipped on reading, never fatal.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::now_unix;
+use crate::telegram::User;
+
+pub const FILE_NAME: &str = "audit.jsonl";
+
+/// One audited action.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// RFC 3339, UTC.
+    pub time: String,
+    /// The Telegram user, or `None` for the bot itself ("auto").
+    pub user_id: Option<i64>,
+    pub user: String,
+    pub server: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conference: Option<String>,
+    pub action: String,
+    pub result: String,
+}
+
+impl Record {
+    pub fn by_user(user: &User, server: &str, conference: Option<&str>, action: &str, result: &str) -> Record {
+        Record {
+            time: rfc3339(now_unix()),
+            user_id: Some(user.id),
+            user: user.name.clone(),
+            server: server.to_string(),
+            conference: conference.map(str::to_string),
+            action: action.to_string(),
+            result: result.to_string(),
+        }
+    }
+
+    pub fn automatic(server: &str, conference: Option<&str>, action: &str, result: &str) -> Record {
+        Record {
+            time: rfc3339(now_unix()),
+            user_id: None,
+            user: "auto".into(),
+            server: server.to_string(),
+            conference: conference.map(str::to_string),
+            action: action.to_string(),
+            result: result.to_string(),
+        }
+    }
+}
+
+/// Appends a record as one line (a single write with O_APPEND). Failures are
+/// logged: an audit problem must not stop the action it records.
+pub fn append(dir: &Path, record: &Record) {
+    let path = dir.join(FILE_NAME);
+    let Ok(mut line) = serde_json::to_vec(record) else {
+        return;
+    };
+    line.push(b'\n');
+    let result = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| {
+            // A torn earlier line must not swallow this one: start on a fresh line.
+            let len = f.metadata()?.len();
+            if len > 0 && !ends_with_newline(&path)? {
+                f.write_all(b"\n")?;
+            }
+            f.write_all(&line)
+        });
+    if let Err(e) = result {
+        log::error!("audit log {}: cannot append ({e})", path.display());
+    }
+}
+
+fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    f.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    f.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
+}
+
+/// The last `n` readable records, newest last; torn or foreign lines skipped.
+pub fn read_last(dir: &Path, n: usize) -> Vec<Record> {
+    let Ok(text) = std::fs::read_to_string(dir.join(FILE_NAME)) else {
+        return Vec::new();
+    };
+    let mut records: Vec<Record> = text
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .take(n)
+        .collect();
+    records.reverse();
+    records
+}
+
+/// `2026-11-25T14:05:09Z`.
+pub fn rfc3339(unix: u64) -> String {
+    let (y, mo, d, h, mi, s) = crate::screen::civil(unix);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn torn_lines_are_skipped_and_appends_go_on() {
+        let dir = std::env::temp_dir().join(format!("tcb-audit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let _ = std::fs::remove_file(dir.join(FILE_NAME));
+        let r = Record::automatic("Main", Some("42"), "stop", "stopped");
+        append(&dir, &r);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join(FILE_NAME))
+            .unwrap()
+            .write_all(b"{\"time\":\"2026-")
+            .unwrap();
+        append(&dir, &r);
+        let got = read_last(&dir, 20);
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(got, vec![r.clone(), r]);
+        assert_eq!(rfc3339(1_795_614_309), "2026-11-25T13:45:09Z");
+    }
+}

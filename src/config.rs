@@ -1,0 +1,748 @@
+//! Reads `settings.toml` (the original bot's format plus our additions, SPEC §3)
+//! into validated `Settings`. Reports every problem at once; does no network I/O
+//! and never prints a secret. The bot never writes this file.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Value;
+
+use crate::error::Error;
+
+/// A secret string (bot token, client secret, access token). `Debug` and
+/// `Display` print `***`; the value is reachable only through `expose()`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    /// The raw value, for the one place that puts it on the wire.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How a server's TLS certificate is checked (`ssl_certificate`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Trust {
+    /// `true`: the built-in web PKI roots.
+    BuiltIn,
+    /// `false` or `""`: no verification (warned once at start).
+    Off,
+    /// A PEM file: its certificates are trusted as roots and as pinned leaves.
+    Pinned { path: PathBuf, certs: Vec<Vec<u8>> },
+}
+
+/// One TrueConf server, as configured under `[servers."NAME"]`.
+#[derive(Clone, Debug)]
+pub struct Server {
+    /// What buttons show; any length, any characters.
+    pub name: String,
+    /// Short stable key for callback data (8 hex digits of a hash of the name).
+    pub key: String,
+    /// Host name or IP, optionally `:port` (the HTTPS web/API port).
+    pub host: String,
+    pub api_version: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// A fixed token (e.g. the server's secret key), used first when present.
+    pub access_token: Option<Secret>,
+    pub trust: Trust,
+    /// Monitoring on at first start (later the toggle in state.json wins).
+    pub monitor_at_start: bool,
+    /// Time between health probes (`server_status.timeout`).
+    pub probe_interval: Duration,
+    pub status_port: u16,
+}
+
+impl Server {
+    /// The host without a port, for the `/vsstatus` probe.
+    pub fn bare_host(&self) -> &str {
+        let host = &self.host;
+        if let Some(rest) = host.strip_prefix('[') {
+            // [v6]:port
+            return rest.split(']').next().unwrap_or(rest);
+        }
+        match host.rsplit_once(':') {
+            Some((bare, port)) if !bare.contains(':') && port.parse::<u16>().is_ok() => bare,
+            _ => host,
+        }
+    }
+
+    /// `http://host:status_port/vsstatus` (IPv6 literals bracketed).
+    pub fn status_url(&self) -> String {
+        let bare = self.bare_host();
+        if bare.contains(':') {
+            format!("http://[{bare}]:{}/vsstatus", self.status_port)
+        } else {
+            format!("http://{bare}:{}/vsstatus", self.status_port)
+        }
+    }
+
+    /// Whether any credentials for the OAuth2 client-credentials grant exist.
+    pub fn has_client_credentials(&self) -> bool {
+        !self.client_id.is_empty() && !self.client_secret.expose().is_empty()
+    }
+}
+
+/// `[forgotten]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Forgotten {
+    pub after: Duration,
+    pub scan_every: Option<Duration>,
+    pub auto_stop_after: Option<Duration>,
+}
+
+/// `[monitoring]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Monitoring {
+    pub failures_before_down: u32,
+    pub remind_every: Option<Duration>,
+}
+
+/// The validated settings. `Debug` shows no secret.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub path: PathBuf,
+    pub token: Secret,
+    pub operators: Vec<i64>,
+    pub viewers: Vec<i64>,
+    pub locale: String,
+    pub api_url: String,
+    pub poll_timeout: Duration,
+    pub state_dir: PathBuf,
+    pub locales_dir: Option<PathBuf>,
+    pub servers: Vec<Server>,
+    pub forgotten: Forgotten,
+    pub monitoring: Monitoring,
+}
+
+impl Settings {
+    /// The role of a Telegram user, or `None` for a stranger.
+    pub fn role_of(&self, user_id: i64) -> Option<Role> {
+        if self.operators.contains(&user_id) {
+            Some(Role::Operator)
+        } else if self.viewers.contains(&user_id) {
+            Some(Role::Viewer)
+        } else {
+            None
+        }
+    }
+
+    /// Everyone who gets alerts: operators, then viewers, without repeats.
+    pub fn everyone(&self) -> Vec<i64> {
+        let mut ids = self.operators.clone();
+        for id in &self.viewers {
+            if !ids.contains(id) {
+                ids.push(*id);
+            }
+        }
+        ids
+    }
+
+    pub fn server_by_key(&self, key: &str) -> Option<(usize, &Server)> {
+        self.servers.iter().enumerate().find(|(_, s)| s.key == key)
+    }
+}
+
+/// What a user may do (SPEC §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Sees everything and may stop conferences and switch monitoring.
+    Operator,
+    /// Sees menus and lists, acts on nothing.
+    Viewer,
+}
+
+/// Settings plus the warnings found while reading them.
+pub struct Loaded {
+    pub settings: Settings,
+    pub warnings: Vec<String>,
+}
+
+/// Reads and validates the settings file. `state_directory` is the value of
+/// `$STATE_DIRECTORY` (systemd), passed in so that tests need no environment.
+pub fn load(path: &Path, state_directory: Option<&str>) -> Result<Loaded, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            " (copy settings.example.toml to settings.toml and fill it in, or pass --config PATH)"
+        } else {
+            ""
+        };
+        Error::Config {
+            path: path.to_path_buf(),
+            problems: vec![format!("cannot be read: {e}{hint}")],
+        }
+    })?;
+    let mut loaded = parse(&text, path, state_directory)?;
+    if let Some(warning) = permission_warning(path) {
+        loaded.warnings.push(warning);
+    }
+    Ok(loaded)
+}
+
+#[cfg(unix)]
+fn permission_warning(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o004 != 0).then(|| {
+        format!(
+            "{} is readable by every user of this machine but holds secrets; run: chmod 600 {}",
+            path.display(),
+            path.display()
+        )
+    })
+}
+
+#[cfg(not(unix))]
+fn permission_warning(_: &Path) -> Option<String> {
+    None
+}
+
+/// Parses settings text. `path` names the file in messages and anchors
+/// relative paths (certificates, state dir).
+pub fn parse(text: &str, path: &Path, state_directory: Option<&str>) -> Result<Loaded, Error> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| Error::Config {
+        path: path.to_path_buf(),
+        problems: vec![format!("not valid TOML: {}", e.to_string().trim_end())],
+    })?;
+    let base_dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut r = Reader::default();
+    let settings = r.settings(&table, path, &base_dir, state_directory);
+    if r.problems.is_empty() {
+        Ok(Loaded {
+            settings: settings.expect("no problems means settings were built"),
+            warnings: r.warnings,
+        })
+    } else {
+        Err(Error::Config {
+            path: path.to_path_buf(),
+            problems: r.problems,
+        })
+    }
+}
+
+const TOP_KEYS: &[&str] = &[
+    "tg-api-token",
+    "tg-users-id",
+    "tg-viewers-id",
+    "locale",
+    "tg-api-url",
+    "tg-poll-timeout",
+    "state-dir",
+    "locales-dir",
+    "servers",
+    "forgotten",
+    "monitoring",
+];
+const SERVER_KEYS: &[&str] = &[
+    "ip",
+    "client_id",
+    "client_secret",
+    "access_token",
+    "ssl_certificate",
+    "server_status",
+    "status_port",
+    "api_version",
+];
+const STATUS_KEYS: &[&str] = &["state", "timeout"];
+const FORGOTTEN_KEYS: &[&str] = &["after_minutes", "scan_every_minutes", "auto_stop_after_minutes"];
+const MONITORING_KEYS: &[&str] = &["failures_before_down", "remind_every_minutes"];
+
+/// Collects problems (errors) and warnings while walking the TOML tree.
+#[derive(Default)]
+struct Reader {
+    problems: Vec<String>,
+    warnings: Vec<String>,
+}
+
+impl Reader {
+    fn problem(&mut self, key: &str, what: impl fmt::Display) {
+        self.problems.push(format!("{key}: {what}"));
+    }
+
+    fn unknown_keys(&mut self, table: &toml::Table, known: &[&str], prefix: &str) {
+        for key in table.keys() {
+            if !known.contains(&key.as_str()) {
+                let hint = closest(key, known)
+                    .map(|k| format!(" (did you mean '{k}'?)"))
+                    .unwrap_or_default();
+                self.warnings
+                    .push(format!("unknown key '{prefix}{key}' is ignored{hint}"));
+            }
+        }
+    }
+
+    fn settings(
+        &mut self,
+        t: &toml::Table,
+        path: &Path,
+        base_dir: &Path,
+        state_directory: Option<&str>,
+    ) -> Option<Settings> {
+        self.unknown_keys(t, TOP_KEYS, "");
+        let token = self.string(t, "tg-api-token", "tg-api-token", true);
+        if let Some(token) = &token {
+            if token.trim().is_empty() {
+                self.problem("tg-api-token", "is empty; put the token @BotFather gave you");
+            } else if !looks_like_bot_token(token.trim()) {
+                self.warnings.push(
+                    "tg-api-token does not look like a bot token (digits, ':', then 35 characters)"
+                        .into(),
+                );
+            }
+        }
+        let operators = self.ids(t, "tg-users-id", true);
+        if operators.as_ref().is_some_and(|ids| ids.is_empty()) {
+            self.problem(
+                "tg-users-id",
+                "is empty; list at least one Telegram user id, e.g. tg-users-id = [12345]",
+            );
+        }
+        let viewers = self.ids(t, "tg-viewers-id", false).unwrap_or_default();
+        let locale = self
+            .string(t, "locale", "locale", false)
+            .map(|s| s.trim().to_lowercase())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "en".to_string());
+        let api_url = self
+            .string(t, "tg-api-url", "tg-api-url", false)
+            .unwrap_or_else(|| "https://api.telegram.org".into());
+        let api_url = api_url.trim().trim_end_matches('/').to_string();
+        if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+            self.problem("tg-api-url", "must start with https:// or http://");
+        }
+        let poll_timeout = self
+            .number(t, "tg-poll-timeout", "tg-poll-timeout")
+            .unwrap_or(30.0);
+        if !(0.0..=50.0).contains(&poll_timeout) {
+            self.problem("tg-poll-timeout", "must be between 0 and 50 seconds");
+        }
+        let state_dir = match self.string(t, "state-dir", "state-dir", false) {
+            Some(dir) => base_dir.join(dir),
+            None => match state_directory.and_then(|s| s.split(':').next()) {
+                Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+                _ => base_dir.to_path_buf(),
+            },
+        };
+        let locales_dir = self
+            .string(t, "locales-dir", "locales-dir", false)
+            .map(|d| base_dir.join(d));
+
+        let forgotten = self.forgotten(t);
+        let monitoring = self.monitoring(t);
+        let servers = self.servers(t, base_dir);
+
+        Some(Settings {
+            path: path.to_path_buf(),
+            token: Secret::new(token?.trim()),
+            operators: operators?,
+            viewers,
+            locale,
+            api_url,
+            poll_timeout: Duration::from_secs_f64(poll_timeout.clamp(0.0, 50.0)),
+            state_dir,
+            locales_dir,
+            servers,
+            forgotten,
+            monitoring,
+        })
+    }
+
+    fn forgotten(&mut self, t: &toml::Table) -> Forgotten {
+        let mut f = Forgotten {
+            after: Duration::from_secs(3600),
+            scan_every: None,
+            auto_stop_after: None,
+        };
+        let Some(table) = self.table(t, "forgotten", "forgotten") else {
+            return f;
+        };
+        self.unknown_keys(table, FORGOTTEN_KEYS, "forgotten.");
+        if let Some(m) = self.minutes(table, "after_minutes", "forgotten.after_minutes", false) {
+            f.after = m;
+        }
+        f.scan_every =
+            self.minutes(table, "scan_every_minutes", "forgotten.scan_every_minutes", true);
+        f.auto_stop_after = self.minutes(
+            table,
+            "auto_stop_after_minutes",
+            "forgotten.auto_stop_after_minutes",
+            true,
+        );
+        f.scan_every = f.scan_every.filter(|d| !d.is_zero());
+        f.auto_stop_after = f.auto_stop_after.filter(|d| !d.is_zero());
+        f
+    }
+
+    fn monitoring(&mut self, t: &toml::Table) -> Monitoring {
+        let mut m = Monitoring {
+            failures_before_down: 2,
+            remind_every: None,
+        };
+        let Some(table) = self.table(t, "monitoring", "monitoring") else {
+            return m;
+        };
+        self.unknown_keys(table, MONITORING_KEYS, "monitoring.");
+        let key = "monitoring.failures_before_down";
+        match table.get("failures_before_down") {
+            None => {}
+            Some(Value::Integer(n)) if (1..=1000).contains(n) => m.failures_before_down = *n as u32,
+            Some(Value::Integer(_)) => self.problem(key, "must be between 1 and 1000"),
+            Some(other) => self.problem(key, wrong_type("a whole number", other)),
+        }
+        m.remind_every = self
+            .minutes(table, "remind_every_minutes", "monitoring.remind_every_minutes", true)
+            .filter(|d| !d.is_zero());
+        m
+    }
+
+    fn servers(&mut self, t: &toml::Table, base_dir: &Path) -> Vec<Server> {
+        let Some(table) = self.table(t, "servers", "servers") else {
+            if !t.contains_key("servers") {
+                self.problem(
+                    "servers",
+                    "no server configured; add a [servers.\"NAME\"] table with ip and credentials",
+                );
+            }
+            return Vec::new();
+        };
+        if table.is_empty() {
+            self.problem(
+                "servers",
+                "no server configured; add a [servers.\"NAME\"] table with ip and credentials",
+            );
+        }
+        let mut servers: Vec<Server> = Vec::new();
+        for (name, value) in table {
+            let prefix = format!("servers.{}", quote_key(name));
+            let Value::Table(s) = value else {
+                self.problem(&prefix, wrong_type("a table", value));
+                continue;
+            };
+            if name.trim().is_empty() {
+                self.problem(&prefix, "a server name must not be empty");
+                continue;
+            }
+            if let Some(server) = self.server(name, s, &prefix, base_dir) {
+                if let Some(other) = servers.iter().find(|o| o.key == server.key) {
+                    let other = other.name.clone();
+                    self.problem(
+                        &prefix,
+                        format!("its short key collides with server '{other}'; rename one of them"),
+                    );
+                }
+                servers.push(server);
+            }
+        }
+        servers
+    }
+
+    fn server(
+        &mut self,
+        name: &str,
+        s: &toml::Table,
+        prefix: &str,
+        base_dir: &Path,
+    ) -> Option<Server> {
+        self.unknown_keys(s, SERVER_KEYS, &format!("{prefix}."));
+        let before = self.problems.len();
+        let key = |k: &str| format!("{prefix}.{k}");
+        let host = self.string(s, "ip", &key("ip"), true).map(|ip| clean_host(&ip));
+        if host.as_deref() == Some("") {
+            self.problem(&key("ip"), "is empty; put the server's host name or IP address");
+        }
+        let client_id = self
+            .string(s, "client_id", &key("client_id"), false)
+            .unwrap_or_default();
+        let client_secret = self
+            .string(s, "client_secret", &key("client_secret"), false)
+            .unwrap_or_default();
+        let access_token = self
+            .string(s, "access_token", &key("access_token"), false)
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty());
+        let has_creds = !client_id.trim().is_empty() && !client_secret.trim().is_empty();
+        if access_token.is_none() && !has_creds {
+            self.problem(
+                prefix,
+                "needs client_id and client_secret (an OAuth2 application of the server) or an access_token",
+            );
+        }
+        let trust = match s.get("ssl_certificate") {
+            None | Some(Value::Boolean(true)) => Trust::BuiltIn,
+            Some(Value::Boolean(false)) => Trust::Off,
+            Some(Value::String(p)) if p.trim().is_empty() => Trust::Off,
+            Some(Value::String(p)) => {
+                let path = base_dir.join(p.trim());
+                match crate::http::load_pem_certificates(&path) {
+                    Ok(certs) => Trust::Pinned {
+                        path,
+                        certs: certs.iter().map(|c| c.to_vec()).collect(),
+                    },
+                    Err(reason) => {
+                        self.problem(
+                            &key("ssl_certificate"),
+                            format!("certificate file {} {reason}", path.display()),
+                        );
+                        Trust::Off
+                    }
+                }
+            }
+            Some(other) => {
+                self.problem(
+                    &key("ssl_certificate"),
+                    wrong_type("true, false or the path of a PEM file", other),
+                );
+                Trust::Off
+            }
+        };
+        let status_port = match s.get("status_port") {
+            None => 4307,
+            Some(Value::Integer(p)) if (1..=65535).contains(p) => *p as u16,
+            Some(Value::Integer(_)) => {
+                self.problem(&key("status_port"), "must be a port number from 1 to 65535");
+                4307
+            }
+            Some(other) => {
+                self.problem(&key("status_port"), wrong_type("a port number", other));
+                4307
+            }
+        };
+        let api_version = self
+            .string(s, "api_version", &key("api_version"), false)
+            .map(|v| v.trim().trim_matches('/').to_string())
+            .unwrap_or_else(|| "v3.3".into());
+        if !api_version.starts_with('v') || api_version.contains('/') {
+            self.problem(&key("api_version"), "must look like v3.3");
+        }
+        let (mut monitor_at_start, mut probe_interval) = (false, Duration::from_secs(15));
+        if let Some(st) = self.table(s, "server_status", &key("server_status")) {
+            self.unknown_keys(st, STATUS_KEYS, &format!("{prefix}.server_status."));
+            let state_key = key("server_status.state");
+            match st.get("state") {
+                None => {}
+                Some(Value::Boolean(b)) => monitor_at_start = *b,
+                Some(Value::Integer(0)) => monitor_at_start = false,
+                Some(Value::Integer(1)) => monitor_at_start = true,
+                Some(other) => self.problem(&state_key, wrong_type("true, false, 1 or 0", other)),
+            }
+            let timeout_key = key("server_status.timeout");
+            if let Some(secs) = self.number(st, "timeout", &timeout_key) {
+                if secs > 0.0 && secs <= 86_400.0 {
+                    probe_interval = Duration::from_secs_f64(secs);
+                } else {
+                    self.problem(&timeout_key, "must be more than 0 and at most 86400 seconds");
+                }
+            }
+        }
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(Server {
+            name: name.to_string(),
+            key: short_key(name),
+            host: host?,
+            api_version,
+            client_id: client_id.trim().to_string(),
+            client_secret: Secret::new(client_secret.trim()),
+            access_token: access_token.map(Secret::new),
+            trust,
+            monitor_at_start,
+            probe_interval,
+            status_port,
+        })
+    }
+
+    fn table<'t>(&mut self, t: &'t toml::Table, name: &str, key: &str) -> Option<&'t toml::Table> {
+        match t.get(name) {
+            None => None,
+            Some(Value::Table(table)) => Some(table),
+            Some(other) => {
+                self.problem(key, wrong_type("a table", other));
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, t: &toml::Table, name: &str, key: &str, required: bool) -> Option<String> {
+        match t.get(name) {
+            None => {
+                if required {
+                    self.problem(key, "is missing");
+                }
+                None
+            }
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => {
+                self.problem(key, wrong_type("a string in quotes", other));
+                None
+            }
+        }
+    }
+
+    fn number(&mut self, t: &toml::Table, name: &str, key: &str) -> Option<f64> {
+        match t.get(name) {
+            None => None,
+            Some(Value::Integer(n)) => Some(*n as f64),
+            Some(Value::Float(f)) if f.is_finite() => Some(*f),
+            Some(other) => {
+                self.problem(key, wrong_type("a number", other));
+                None
+            }
+        }
+    }
+
+    /// A duration in minutes (fractions allowed). `zero_ok` allows 0 = off.
+    fn minutes(&mut self, t: &toml::Table, name: &str, key: &str, zero_ok: bool) -> Option<Duration> {
+        let minutes = self.number(t, name, key)?;
+        let ok = if zero_ok { minutes >= 0.0 } else { minutes > 0.0 };
+        if !ok || minutes > 525_600.0 {
+            let low = if zero_ok { "0 (off)" } else { "more than 0" };
+            self.problem(key, format!("must be {low} and at most 525600 minutes"));
+            return None;
+        }
+        Some(Duration::from_secs_f64(minutes * 60.0))
+    }
+
+    fn ids(&mut self, t: &toml::Table, name: &str, required: bool) -> Option<Vec<i64>> {
+        let example = format!("must be a list of numeric Telegram user ids, e.g. {name} = [12345, 67890]");
+        match t.get(name) {
+            None => {
+                if required {
+                    self.problem(name, format!("is missing; it {example}"));
+                }
+                None
+            }
+            Some(Value::Integer(id)) => Some(vec![*id]),
+            Some(Value::Array(items)) => {
+                let mut ids = Vec::new();
+                for item in items {
+                    match item {
+                        Value::Integer(id) => ids.push(*id),
+                        Value::String(s) if s.trim().parse::<i64>().is_ok() => {
+                            ids.push(s.trim().parse().unwrap_or_default())
+                        }
+                        other => {
+                            self.problem(name, format!("{example}; found {}", describe(other)));
+                            return None;
+                        }
+                    }
+                }
+                Some(ids)
+            }
+            Some(other) => {
+                self.problem(name, format!("{example}; found {}", describe(other)));
+                None
+            }
+        }
+    }
+}
+
+fn wrong_type(expected: &str, found: &Value) -> String {
+    format!("must be {expected}, found {}", describe(found))
+}
+
+fn describe(v: &Value) -> String {
+    match v {
+        Value::String(_) => "a string".into(),
+        Value::Integer(n) => format!("the number {n}"),
+        Value::Float(f) => format!("the number {f}"),
+        Value::Boolean(b) => format!("{b}"),
+        Value::Datetime(_) => "a date".into(),
+        Value::Array(_) => "a list".into(),
+        Value::Table(_) => "a table".into(),
+    }
+}
+
+fn quote_key(name: &str) -> String {
+    let bare = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if bare {
+        name.to_string()
+    } else {
+        format!("{name:?}")
+    }
+}
+
+/// `https://host:port/` → `host:port`: admins paste URLs.
+fn clean_host(ip: &str) -> String {
+    let ip = ip.trim();
+    let ip = ip
+        .strip_prefix("https://")
+        .or_else(|| ip.strip_prefix("http://"))
+        .unwrap_or(ip);
+    ip.trim_end_matches('/').to_string()
+}
+
+fn looks_like_bot_token(token: &str) -> bool {
+    match token.split_once(':') {
+        Some((id, rest)) => {
+            !id.is_empty()
+                && id.bytes().all(|b| b.is_ascii_digit())
+                && rest.len() >= 30
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        }
+        None => false,
+    }
+}
+
+/// 8 hex digits of FNV-1a over the name: stable across restarts and reordering.
+pub fn short_key(name: &str) -> String {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in name.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    format!("{hash:08x}")
+}
+
+/// The known key closest to a typo, if it is close enough to be a typo.
+fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(key, k), *k))
+        .filter(|(d, _)| *d <= 3)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,219 @@
+//! Validation of settings files: the original's format, our additions, and
+//! every error path with its exact message.
+
+use super::*;
+
+const ORIGINAL: &str = r#"
+tg-api-token = "5032177032:AAGahjzZ6zbWSEsVFj13Ki-YMPhPEPzQjxE"
+tg-users-id = [12345, 123456]
+locale = "de"
+
+[servers]
+
+[servers."video.example.com"]
+ip = "video.example.com"
+client_id = "86add683ebc98123968a549f8976db0024abe288"
+client_secret = "b7f3f5cb51b02634b1bb546eb7f1f905c93960ba"
+access_token = "a5bace995fd9d65315f36518fd7b3b4f68a69557"
+ssl_certificate = ""
+
+[servers."video.example.com".server_status]
+state = true
+timeout = 15
+
+[servers."video.example.net"]
+ip = "video.example.net"
+client_id = "1ebb5498ddd6668d7885c1597f9a1330fc0caddd"
+client_secret = "067171487c59f063287a44c40671d6247d647e42"
+access_token = ""
+ssl_certificate = true
+
+[servers."video.example.net".server_status]
+state = 0
+timeout = 15
+"#;
+
+fn ok(text: &str) -> Loaded {
+    match parse(text, Path::new("/etc/tcb/settings.toml"), None) {
+        Ok(l) => l,
+        Err(e) => panic!("expected valid settings, got:\n{e}"),
+    }
+}
+
+#[track_caller]
+fn problems(text: &str) -> Vec<String> {
+    match parse(text, Path::new("settings.toml"), None) {
+        Ok(_) => panic!("expected problems"),
+        Err(Error::Config { problems, .. }) => problems,
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+#[test]
+fn the_original_example_loads_unchanged() {
+    let l = ok(ORIGINAL);
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let s = l.settings;
+    assert_eq!(s.operators, vec![12345, 123456]);
+    assert_eq!(s.locale, "de");
+    assert_eq!(s.api_url, "https://api.telegram.org");
+    assert_eq!(s.state_dir, PathBuf::from("/etc/tcb"));
+    assert_eq!(s.servers.len(), 2);
+    let (a, b) = (&s.servers[0], &s.servers[1]);
+    assert_eq!(a.name, "video.example.com");
+    assert_eq!(a.trust, Trust::Off);
+    assert!(a.monitor_at_start);
+    assert_eq!(a.access_token.as_ref().map(Secret::expose), Some("a5bace995fd9d65315f36518fd7b3b4f68a69557"));
+    assert_eq!(b.trust, Trust::BuiltIn);
+    assert!(!b.monitor_at_start);
+    assert!(b.access_token.is_none());
+    assert_eq!(b.probe_interval, Duration::from_secs(15));
+    assert_eq!((b.status_port, b.api_version.as_str()), (4307, "v3.3"));
+    assert_eq!(s.forgotten.after, Duration::from_secs(3600));
+    assert_eq!(s.monitoring.failures_before_down, 2);
+}
+
+#[test]
+fn the_shipped_example_loads() {
+    let text = include_str!("../../settings.example.toml");
+    let l = ok(text);
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+}
+
+#[test]
+fn debug_output_shows_no_secret() {
+    let s = ok(ORIGINAL).settings;
+    let debug = format!("{s:?}");
+    for secret in [
+        "5032177032:AAGahjzZ6zbWSEsVFj13Ki-YMPhPEPzQjxE",
+        "b7f3f5cb51b02634b1bb546eb7f1f905c93960ba",
+        "a5bace995fd9d65315f36518fd7b3b4f68a69557",
+        "067171487c59f063287a44c40671d6247d647e42",
+    ] {
+        assert!(!debug.contains(secret), "Debug shows a secret");
+    }
+    assert!(debug.contains("***"));
+}
+
+#[test]
+fn names_of_any_shape_are_kept_and_keys_stay_short() {
+    let long = format!("Сервер \\\"{}\\\" 東京", "x".repeat(190));
+    let text = format!(
+        "tg-api-token = \"1:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\ntg-users-id = [1]\n[servers.\"{long}\"]\nip = \"10.0.0.1:8443\"\naccess_token = \"t\"\n"
+    );
+    let s = ok(&text).settings;
+    assert!(s.servers[0].name.starts_with("Сервер \"x"));
+    assert_eq!(s.servers[0].key.len(), 8);
+    assert_eq!(s.servers[0].host, "10.0.0.1:8443");
+    assert_eq!(s.servers[0].bare_host(), "10.0.0.1");
+    assert_eq!(s.servers[0].status_url(), "http://10.0.0.1:4307/vsstatus");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let got = problems(
+        r#"
+tg-users-id = []
+locale = 5
+[servers.a]
+ip = 1
+ssl_certificate = "/nonexistent/ca.pem"
+status_port = 70000
+[servers.a.server_status]
+state = "yes"
+timeout = -1
+[monitoring]
+failures_before_down = 0
+"#,
+    );
+    let expected = [
+        "tg-api-token: is missing",
+        "tg-users-id: is empty; list at least one Telegram user id, e.g. tg-users-id = [12345]",
+        "locale: must be a string in quotes, found the number 5",
+        "monitoring.failures_before_down: must be between 1 and 1000",
+        "servers.a.ip: must be a string in quotes, found the number 1",
+        "servers.a: needs client_id and client_secret (an OAuth2 application of the server) or an access_token",
+        "servers.a.ssl_certificate: certificate file /nonexistent/ca.pem cannot be read: No such file or directory (os error 2)",
+        "servers.a.status_port: must be a port number from 1 to 65535",
+        "servers.a.server_status.state: must be true, false, 1 or 0, found a string",
+        "servers.a.server_status.timeout: must be more than 0 and at most 86400 seconds",
+    ];
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn bad_toml_names_the_place() {
+    let got = problems("tg-api-token = \"x\ntg-users-id = [1]\n");
+    assert_eq!(got.len(), 1);
+    assert!(got[0].starts_with("not valid TOML: TOML parse error at line 1"), "{got:?}");
+}
+
+#[test]
+fn missing_servers_and_wrong_id_types() {
+    let got = problems("tg-api-token = \"1:a\"\ntg-users-id = [\"bob\"]\n");
+    assert_eq!(
+        got,
+        [
+            "tg-users-id: must be a list of numeric Telegram user ids, e.g. tg-users-id = [12345, 67890]; found a string",
+            "servers: no server configured; add a [servers.\"NAME\"] table with ip and credentials",
+        ]
+    );
+}
+
+#[test]
+fn unknown_keys_are_warned_with_a_hint() {
+    let text = format!("{ORIGINAL}\n[forgotten]\nafter_minute = 5\n[monitoring]\nremind_every_minutes = 30\n");
+    let l = ok(&text.replace("tg-users-id", "tg-users-id").replace("locale = \"de\"", "locale = \"de\"\ntg-user-id = [1]"));
+    assert_eq!(
+        l.warnings,
+        [
+            "unknown key 'tg-user-id' is ignored (did you mean 'tg-users-id'?)",
+            "unknown key 'forgotten.after_minute' is ignored (did you mean 'after_minutes'?)",
+        ]
+    );
+    assert_eq!(l.settings.monitoring.remind_every, Some(Duration::from_secs(1800)));
+}
+
+#[test]
+fn additions_and_their_defaults() {
+    let text = format!(
+        "tg-api-url = \"http://127.0.0.1:8081/\"\ntg-viewers-id = [7]\nstate-dir = \"state\"\ntg-poll-timeout = 1\n{}\n[forgotten]\nafter_minutes = 0.5\nscan_every_minutes = 10\nauto_stop_after_minutes = 0\n",
+        ORIGINAL.replace("[servers]", "")
+    );
+    let s = ok(&text).settings;
+    assert_eq!(s.api_url, "http://127.0.0.1:8081");
+    assert_eq!(s.viewers, vec![7]);
+    assert_eq!(s.state_dir, PathBuf::from("/etc/tcb/state"));
+    assert_eq!(s.poll_timeout, Duration::from_secs(1));
+    assert_eq!(s.forgotten.after, Duration::from_secs(30));
+    assert_eq!(s.forgotten.scan_every, Some(Duration::from_secs(600)));
+    assert_eq!(s.forgotten.auto_stop_after, None);
+    assert_eq!(s.role_of(12345), Some(Role::Operator));
+    assert_eq!(s.role_of(7), Some(Role::Viewer));
+    assert_eq!(s.role_of(8), None);
+    assert_eq!(s.everyone(), vec![12345, 123456, 7]);
+}
+
+#[test]
+fn state_dir_comes_from_systemd_when_not_set() {
+    let l = parse(ORIGINAL, Path::new("settings.toml"), Some("/var/lib/trueconf-bot")).unwrap();
+    assert_eq!(l.settings.state_dir, PathBuf::from("/var/lib/trueconf-bot"));
+    let l = parse(ORIGINAL, Path::new("settings.toml"), None).unwrap();
+    assert_eq!(l.settings.state_dir, PathBuf::from("."));
+}
+
+#[test]
+fn a_certificate_file_without_certificates_is_an_error() {
+    let dir = std::env::temp_dir().join(format!("tcb-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("empty.pem"), "").unwrap();
+    let text = ORIGINAL.replace("ssl_certificate = \"\"", "ssl_certificate = \"empty.pem\"");
+    let got = match parse(&text, &dir.join("settings.toml"), None) {
+        Err(Error::Config { problems, .. }) => problems,
+        _ => panic!("expected a problem"),
+    };
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].starts_with("servers.\"video.example.com\".ssl_certificate: certificate file "), "{got:?}");
+    assert!(got[0].ends_with("empty.pem holds no PEM certificate"), "{got:?}");
+}

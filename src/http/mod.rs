@@ -1,0 +1,293 @@
+//! The one place that speaks HTTP (ureq): agents with explicit timeouts, no
+//! proxy from the environment, TLS per server, error bodies read, and ureq
+//! errors turned into `NetError`s that never carry a URL.
+
+mod tls;
+
+use std::fmt;
+use std::io::ErrorKind;
+use std::time::Duration;
+
+use ureq::Agent;
+use ureq::tls::TlsConfig;
+
+use crate::config::Trust;
+
+pub(crate) use tls::load_pem_certificates;
+
+/// Largest body we read (the biggest answers are pages of 1000 users).
+const BODY_LIMIT: u64 = 32 * 1024 * 1024;
+const USER_AGENT: &str = concat!("trueconf-bot/", env!("CARGO_PKG_VERSION"));
+
+/// A transport failure, classified for the admin. Holds no URL and no secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetError {
+    /// Refused, reset, no route, unknown host: the reason in a few words.
+    Unreachable(String),
+    /// No (complete) answer in time.
+    Timeout,
+    /// The server's certificate is not trusted, or the TLS handshake failed.
+    Tls(String),
+    /// Anything else (a broken answer, a protocol error).
+    Other(String),
+}
+
+impl fmt::Display for NetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NetError::Unreachable(why) => write!(f, "unreachable ({why})"),
+            NetError::Timeout => f.write_str("timed out"),
+            NetError::Tls(why) => write!(f, "TLS failed ({why})"),
+            NetError::Other(why) => write!(f, "failed ({why})"),
+        }
+    }
+}
+
+/// An HTTP answer of any status, its body read.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Response {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// A configured HTTP agent. Cloning shares the connection pool.
+#[derive(Clone)]
+pub struct Client {
+    agent: Agent,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Client")
+    }
+}
+
+/// Timeouts of one agent.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub whole: Duration,
+}
+
+impl Timeouts {
+    /// TrueConf API calls (SPEC §6: connect ≤ 5 s, whole request ≤ 15 s).
+    pub const TRUECONF: Timeouts = Timeouts {
+        connect: Duration::from_secs(5),
+        whole: Duration::from_secs(15),
+    };
+
+    /// Telegram long polling: the whole request outlives the poll timeout.
+    pub fn telegram_poll(poll: Duration) -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            whole: poll + Duration::from_secs(15),
+        }
+    }
+
+    /// Telegram sends (sendMessage, edits, answers).
+    pub const TELEGRAM_SEND: Timeouts = Timeouts {
+        connect: Duration::from_secs(5),
+        whole: Duration::from_secs(20),
+    };
+
+    /// The `/vsstatus` health probe: a healthy server answers at once.
+    pub fn probe(interval: Duration) -> Timeouts {
+        let whole = interval.clamp(Duration::from_secs(1), Duration::from_secs(10));
+        Timeouts {
+            connect: whole.min(Duration::from_secs(5)),
+            whole,
+        }
+    }
+}
+
+impl Client {
+    /// An agent that verifies TLS as `trust` says.
+    pub fn new(trust: &Trust, timeouts: Timeouts) -> Client {
+        let builder = Agent::config_builder()
+            .http_status_as_error(false)
+            .proxy(None)
+            .user_agent(USER_AGENT)
+            .timeout_connect(Some(timeouts.connect))
+            .timeout_global(Some(timeouts.whole))
+            .max_idle_connections_per_host(8)
+            .max_idle_age(Duration::from_secs(50));
+        let agent = match trust {
+            Trust::BuiltIn => builder.build().new_agent(),
+            Trust::Off => builder
+                .tls_config(TlsConfig::builder().disable_verification(true).build())
+                .build()
+                .new_agent(),
+            Trust::Pinned { certs, .. } => {
+                let certs = certs
+                    .iter()
+                    .map(|der| rustls::pki_types::CertificateDer::from(der.clone()))
+                    .collect();
+                tls::pinned_agent(builder.build(), certs)
+            }
+        };
+        Client { agent }
+    }
+
+    /// `GET url?query`. The query is encoded by ureq, never by `format!`.
+    pub fn get(
+        &self,
+        url: &str,
+        query: &[(&str, &str)],
+        bearer: Option<&str>,
+    ) -> Result<Response, NetError> {
+        let mut request = self.agent.get(url);
+        for (k, v) in query {
+            request = request.query(*k, *v);
+        }
+        if let Some(token) = bearer {
+            request = request.header("Authorization", &format!("Bearer {token}"));
+        }
+        finish(request.call())
+    }
+
+    /// `POST url?query` with a JSON body.
+    pub fn post_json(
+        &self,
+        url: &str,
+        query: &[(&str, &str)],
+        body: &serde_json::Value,
+    ) -> Result<Response, NetError> {
+        let mut request = self.agent.post(url);
+        for (k, v) in query {
+            request = request.query(*k, *v);
+        }
+        let bytes = serde_json::to_vec(body).unwrap_or_default();
+        finish(
+            request
+                .header("Content-Type", "application/json")
+                .send(&bytes[..]),
+        )
+    }
+
+    /// `POST url` with an `application/x-www-form-urlencoded` body.
+    pub fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Result<Response, NetError> {
+        finish(self.agent.post(url).send_form(form.iter().copied()))
+    }
+
+    /// `POST url?query` with no body.
+    pub fn post_empty(&self, url: &str, query: &[(&str, &str)]) -> Result<Response, NetError> {
+        let mut request = self.agent.post(url);
+        for (k, v) in query {
+            request = request.query(*k, *v);
+        }
+        finish(request.send_empty())
+    }
+}
+
+fn finish(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Response, NetError> {
+    let mut response = result.map_err(classify)?;
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(BODY_LIMIT)
+        .lossy_utf8(true)
+        .read_to_string()
+        .map_err(classify)?;
+    Ok(Response { status, body })
+}
+
+/// Maps a ureq error to what it means for the admin. Never uses ureq's
+/// Display, which can contain the URL (and so a token).
+fn classify(err: ureq::Error) -> NetError {
+    match err {
+        ureq::Error::Timeout(_) => NetError::Timeout,
+        ureq::Error::HostNotFound => NetError::Unreachable("host name not found".into()),
+        ureq::Error::ConnectionFailed => NetError::Unreachable("connection failed".into()),
+        ureq::Error::Io(e) => match e.kind() {
+            ErrorKind::TimedOut | ErrorKind::WouldBlock => NetError::Timeout,
+            ErrorKind::ConnectionRefused => NetError::Unreachable("connection refused".into()),
+            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => {
+                NetError::Unreachable("connection reset".into())
+            }
+            ErrorKind::UnexpectedEof => NetError::Unreachable("connection closed early".into()),
+            ErrorKind::NotFound => NetError::Unreachable("host name not found".into()),
+            _ => NetError::Unreachable(io_reason(&e)),
+        },
+        ureq::Error::Rustls(e) => NetError::Tls(tls_reason(&e)),
+        ureq::Error::Tls(why) => NetError::Tls(why.to_string()),
+        ureq::Error::Pem(_) => NetError::Tls("bad certificate file".into()),
+        ureq::Error::BodyExceedsLimit(_) => NetError::Other("answer too large".into()),
+        ureq::Error::Protocol(_) | ureq::Error::LargeResponseHeader(..) => {
+            NetError::Other("not an HTTP answer".into())
+        }
+        ureq::Error::BadUri(_) => NetError::Other("invalid address".into()),
+        _ => NetError::Other("request failed".into()),
+    }
+}
+
+/// The io error's own text, which names no URL (only the OS reason).
+fn io_reason(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(_) => e.to_string(),
+        None => format!("{:?}", e.kind()).to_lowercase(),
+    }
+}
+
+fn tls_reason(e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(why) => match why {
+            C::UnknownIssuer => "certificate not trusted: unknown issuer".into(),
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                "certificate not trusted: issued for another name".into()
+            }
+            C::Expired | C::ExpiredContext { .. } => "certificate expired".into(),
+            C::BadSignature => "certificate not trusted: bad signature".into(),
+            _ => "certificate not trusted".into(),
+        },
+        rustls::Error::AlertReceived(alert) => format!("server sent alert {alert:?}"),
+        _ => "handshake failed".into(),
+    }
+}
+
+/// Percent-encodes one URL path segment (RFC 3986 unreserved kept).
+pub fn encode_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len() * 3);
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_percent_encoded() {
+        assert_eq!(
+            encode_segment("000001bf@tc.local#vcs"),
+            "000001bf%40tc.local%23vcs"
+        );
+        assert_eq!(encode_segment("a/b c?"), "a%2Fb%20c%3F");
+        assert_eq!(encode_segment("конф"), "%D0%BA%D0%BE%D0%BD%D1%84");
+    }
+
+    #[test]
+    fn a_refused_connection_is_unreachable() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let client = Client::new(&Trust::BuiltIn, Timeouts::TRUECONF);
+        let err = client
+            .get(&format!("http://127.0.0.1:{port}/x"), &[], None)
+            .unwrap_err();
+        assert_eq!(err, NetError::Unreachable("connection refused".into()));
+    }
+}

@@ -1,0 +1,235 @@
+//! One thread per server probing `GET http://host:status_port/vsstatus` every
+//! `timeout` seconds while monitoring is on (SPEC §7.8, §8.2). DOWN only after
+//! `failures_before_down` failures in a row, UP on the first success after it,
+//! optional reminders; the judgement lives in state.json so that a restart
+//! neither repeats nor loses an alert. Never formats a screen, never waits
+//! on Telegram: alerts go to the notifier.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+use crate::bot::Ctx;
+use crate::config::{Server, Trust};
+use crate::html::escape;
+use crate::http::{Client, Timeouts};
+use crate::notify::Notice;
+use crate::screen::{self, Tr};
+use crate::state::{Health, ServerState, now_unix};
+
+/// Tells a prober to look at its settings again, or to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MonitorCmd {
+    Wake,
+    Quit,
+}
+
+/// Whether monitoring is on for a server (the chat toggle wins over the settings).
+pub fn is_on(ctx: &Ctx, server: &Server) -> bool {
+    ctx.store
+        .server(&server.name)
+        .monitoring
+        .unwrap_or(server.monitor_at_start)
+}
+
+/// One probe: `Ok` for a 2xx answer in time, else a short reason.
+pub fn probe(client: &Client, server: &Server) -> Result<(), String> {
+    match client.get(&server.status_url(), &[], None) {
+        Ok(r) if r.is_success() => Ok(()),
+        Ok(r) => Err(format!("HTTP {}", r.status)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// What a probe result changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Alert {
+    Down { reason: String },
+    Up { down_for: u64 },
+    Reminder { down_for: u64 },
+}
+
+/// The debounce: consecutive failures in memory, the judgement in `state`.
+#[derive(Debug, Default)]
+pub struct Judge {
+    failures: u32,
+    first_failure: Option<u64>,
+}
+
+impl Judge {
+    /// Applies one probe result at `now` (unix seconds) to `state`.
+    pub fn step(
+        &mut self,
+        state: &mut ServerState,
+        result: &Result<(), String>,
+        now: u64,
+        failures_before_down: u32,
+        remind_every: Option<Duration>,
+    ) -> Option<Alert> {
+        match result {
+            Ok(()) => {
+                self.failures = 0;
+                self.first_failure = None;
+                match state.health {
+                    Some(Health::Up) => None,
+                    Some(Health::Down) => {
+                        let down_for = now.saturating_sub(state.since.unwrap_or(now));
+                        state.health = Some(Health::Up);
+                        state.since = Some(now);
+                        state.last_alert = None;
+                        Some(Alert::Up { down_for })
+                    }
+                    None => {
+                        state.health = Some(Health::Up);
+                        state.since = Some(now);
+                        None
+                    }
+                }
+            }
+            Err(reason) => {
+                self.failures = self.failures.saturating_add(1);
+                let first = *self.first_failure.get_or_insert(now);
+                match state.health {
+                    Some(Health::Down) => {
+                        let remind = remind_every?;
+                        let last = state.last_alert.unwrap_or(0);
+                        if now.saturating_sub(last) >= remind.as_secs().max(1) {
+                            state.last_alert = Some(now);
+                            let down_for = now.saturating_sub(state.since.unwrap_or(now));
+                            Some(Alert::Reminder { down_for })
+                        } else {
+                            None
+                        }
+                    }
+                    _ if self.failures >= failures_before_down => {
+                        state.health = Some(Health::Down);
+                        state.since = Some(first);
+                        state.last_alert = Some(now);
+                        Some(Alert::Down {
+                            reason: reason.clone(),
+                        })
+                    }
+                    _ => None,
+                }
+            }
+        }
+    }
+}
+
+/// The prober of server `index`.
+pub fn run(ctx: &Ctx, index: usize, commands: Receiver<MonitorCmd>) {
+    let server = &ctx.settings.servers[index];
+    let client = Client::new(&Trust::BuiltIn, Timeouts::probe(server.probe_interval));
+    let mut judge = Judge::default();
+    loop {
+        if !is_on(ctx, server) {
+            judge = Judge::default();
+            match commands.recv() {
+                Ok(MonitorCmd::Wake) => continue,
+                Ok(MonitorCmd::Quit) | Err(_) => return,
+            }
+        }
+        let result = probe(&client, server);
+        if let Err(why) = &result {
+            log::debug!("server '{}': probe failed: {why}", server.name);
+        }
+        let monitoring = &ctx.settings.monitoring;
+        let alert = ctx.store.update_server(&server.name, |state| {
+            judge.step(state, &result, now_unix(), monitoring.failures_before_down, monitoring.remind_every)
+        });
+        if let Some(alert) = alert {
+            match &alert {
+                Alert::Down { reason } => log::info!("server '{}' is DOWN: {reason}", server.name),
+                Alert::Up { down_for } => log::info!("server '{}' is UP again after {down_for} s", server.name),
+                Alert::Reminder { .. } => log::info!("server '{}' is still DOWN", server.name),
+            }
+            for chat_id in ctx.settings.everyone() {
+                let lang = ctx.lang_of_chat(chat_id);
+                let text = alert_text(ctx.tr(&lang), server, &alert);
+                let _ = ctx.notices.send(Notice::Send {
+                    chat_id,
+                    text,
+                    keyboard: None,
+                });
+            }
+        }
+        match commands.recv_timeout(server.probe_interval) {
+            Ok(MonitorCmd::Wake) | Err(RecvTimeoutError::Timeout) => {}
+            Ok(MonitorCmd::Quit) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// The alert message in one language.
+pub fn alert_text(tr: Tr, server: &Server, alert: &Alert) -> String {
+    let name = escape(&server.name);
+    let since = |secs: u64| screen::human_duration(tr, Duration::from_secs(secs));
+    match alert {
+        Alert::Down { reason } => tr.f("alert_down", &[("name", &name), ("reason", &escape(reason))]),
+        Alert::Up { down_for } => tr.f("alert_up", &[("name", &name), ("duration", &since(*down_for))]),
+        Alert::Reminder { down_for } => tr.f("alert_reminder", &[("name", &name), ("duration", &since(*down_for))]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_probes(results: &[bool], n: u32, state: &mut ServerState, judge: &mut Judge) -> Vec<(u64, Alert)> {
+        let mut alerts = Vec::new();
+        for (t, ok) in results.iter().enumerate() {
+            let r = if *ok { Ok(()) } else { Err("refused".to_string()) };
+            if let Some(a) = judge.step(state, &r, t as u64 * 10, n, None) {
+                alerts.push((t as u64 * 10, a));
+            }
+        }
+        alerts
+    }
+
+    #[test]
+    fn down_after_n_failures_up_on_first_success() {
+        let (mut state, mut judge) = (ServerState::default(), Judge::default());
+        let alerts = run_probes(&[true, false, false, false, true, true], 2, &mut state, &mut judge);
+        assert_eq!(
+            alerts,
+            vec![
+                (20, Alert::Down { reason: "refused".into() }),
+                (40, Alert::Up { down_for: 30 }),
+            ]
+        );
+    }
+
+    #[test]
+    fn flapping_below_the_threshold_is_silent() {
+        let (mut state, mut judge) = (ServerState::default(), Judge::default());
+        let flaps: Vec<bool> = (0..50).map(|i| i % 2 == 0).collect();
+        assert!(run_probes(&flaps, 2, &mut state, &mut judge).is_empty());
+    }
+
+    #[test]
+    fn a_restart_while_down_gives_one_up_and_no_second_down() {
+        let mut state = ServerState { health: Some(Health::Down), since: Some(0), ..Default::default() };
+        let mut judge = Judge::default(); // new process: no memory of failures
+        let alerts = run_probes(&[false, false, false, true, false], 2, &mut state, &mut judge);
+        assert_eq!(alerts, vec![(30, Alert::Up { down_for: 30 })]);
+    }
+
+    #[test]
+    fn reminders_repeat_while_down() {
+        let (mut state, mut judge) = (ServerState::default(), Judge::default());
+        let every = Some(Duration::from_secs(25));
+        let mut alerts = Vec::new();
+        for t in 0..8u64 {
+            if let Some(a) = judge.step(&mut state, &Err("x".into()), t * 10, 1, every) {
+                alerts.push((t * 10, a));
+            }
+        }
+        assert_eq!(
+            alerts,
+            vec![
+                (0, Alert::Down { reason: "x".into() }),
+                (30, Alert::Reminder { down_for: 30 }),
+                (60, Alert::Reminder { down_for: 60 }),
+            ]
+        );
+    }
+}

@@ -1,0 +1,481 @@
+//! Every screen the bot shows: text (HTML, escaped) and buttons, as pure
+//! functions of data. Never exceeds Telegram's 4096 characters: long lists are
+//! cut into pages. No I/O here.
+
+use std::time::Duration;
+
+use crate::callback::{List, Press, conference_key};
+use crate::config::{Role, Server};
+use crate::html::{escape, shorten, units};
+use crate::http::encode_segment;
+use crate::locale::Locales;
+use crate::state::Health;
+use crate::telegram::{Button, Keyboard};
+use crate::trueconf::{Call, Online, Problem};
+
+/// Text budget of one list page; below 4096 to leave room for a notice.
+const PAGE_BUDGET: usize = 3600;
+/// Conferences per page (one stop button each).
+const PAGE_ENTRIES: usize = 8;
+/// The thresholds offered on the forgotten screen, in minutes.
+pub const THRESHOLDS: [u32; 4] = [60, 120, 240, 480];
+
+/// One screen: what to put into the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Screen {
+    pub text: String,
+    pub keyboard: Keyboard,
+}
+
+/// Texts in one language.
+#[derive(Clone, Copy)]
+pub struct Tr<'a> {
+    pub locales: &'a Locales,
+    pub lang: &'a str,
+}
+
+impl<'a> Tr<'a> {
+    pub fn t(&self, key: &'a str) -> &'a str {
+        self.locales.text(self.lang, key)
+    }
+    pub fn f(&self, key: &str, args: &[(&str, &str)]) -> String {
+        self.locales.fill(self.lang, key, args)
+    }
+}
+
+fn back_to_menu(tr: Tr, server: &Server) -> Button {
+    Button::callback(tr.t("back"), Press::Menu(server.key.clone()).encode())
+}
+
+fn title(server: &Server) -> String {
+    format!("🖥 <b>{}</b>", escape(&server.name))
+}
+
+/// `/start`: one button per server.
+pub fn picker(tr: Tr, servers: &[Server]) -> Screen {
+    let keyboard = servers
+        .iter()
+        .map(|s| vec![Button::callback(shorten(&s.name, 60), Press::Menu(s.key.clone()).encode())])
+        .collect();
+    Screen {
+        text: tr.t("picker_title").to_string(),
+        keyboard,
+    }
+}
+
+/// A server's menu.
+pub fn menu(tr: Tr, server: &Server) -> Screen {
+    let key = &server.key;
+    let b = |label: &'static str, press: Press| vec![Button::callback(tr.t(label), press.encode())];
+    Screen {
+        text: format!("{}\n{}", title(server), tr.t("menu_prompt")),
+        keyboard: vec![
+            b("menu_status", Press::Status(key.clone())),
+            b("menu_running", Press::Running(key.clone(), 0)),
+            b("menu_online", Press::Online(key.clone())),
+            b("menu_forgotten", Press::Forgotten(key.clone(), 0, 0)),
+            b("back", Press::Picker),
+        ],
+    }
+}
+
+/// What the status screen shows.
+#[derive(Debug, Clone)]
+pub struct StatusView {
+    /// The probe made for this screen: `Ok` = up, else the reason.
+    pub live: Result<(), String>,
+    pub monitoring: bool,
+    pub interval: Duration,
+    /// The monitor's judgement and since when (unix seconds).
+    pub health: Option<Health>,
+    pub since: Option<u64>,
+    pub now: u64,
+}
+
+/// The status screen (SPEC §7.3).
+pub fn status(tr: Tr, server: &Server, view: &StatusView, role: Role) -> Screen {
+    let mut text = title(server);
+    text.push('\n');
+    match &view.live {
+        Ok(()) => text.push_str(tr.t("status_up")),
+        Err(why) => text.push_str(&tr.f("status_down", &[("reason", &escape(why))])),
+    }
+    text.push('\n');
+    if view.monitoring {
+        let interval = human_duration(tr, view.interval);
+        text.push_str(&tr.f("status_monitoring_on", &[("interval", &interval)]));
+        if let (Some(health), Some(since)) = (view.health, view.since) {
+            let key = match health {
+                Health::Up => "status_up_since",
+                Health::Down => "status_down_since",
+            };
+            let ago = human_duration(tr, Duration::from_secs(view.now.saturating_sub(since)));
+            text.push('\n');
+            text.push_str(&tr.f(key, &[("time", &utc(since)), ("ago", &ago)]));
+        }
+    } else {
+        text.push_str(tr.t("status_monitoring_off"));
+    }
+    let mut keyboard = Vec::new();
+    if role == Role::Operator {
+        let (label, target) = if view.monitoring {
+            ("status_turn_off", false)
+        } else {
+            ("status_turn_on", true)
+        };
+        keyboard.push(vec![Button::callback(
+            tr.t(label),
+            Press::Monitor(server.key.clone(), target).encode(),
+        )]);
+    }
+    keyboard.push(vec![
+        Button::callback(tr.t("refresh"), Press::Status(server.key.clone()).encode()),
+        back_to_menu(tr, server),
+    ]);
+    Screen { text, keyboard }
+}
+
+/// A conference in a list, and whether its participants could be read.
+#[derive(Debug, Clone)]
+pub struct Entry<'c> {
+    pub call: &'c Call,
+    /// For forgotten lists: the participants could not be read.
+    pub unknown: bool,
+}
+
+/// A page of running conferences (SPEC §7.4).
+pub fn running(tr: Tr, server: &Server, calls: &[Call], page: u32, role: Role, notice: Option<&str>) -> Screen {
+    let entries: Vec<Entry> = calls.iter().map(|call| Entry { call, unknown: false }).collect();
+    let header = tr.f("running_title", &[("count", &calls.len().to_string())]);
+    let empty = tr.t("running_empty");
+    list(tr, server, &entries, ListKind::Running, page, role, notice, &header, empty, Vec::new())
+}
+
+/// A page of forgotten conferences (SPEC §7.6) older than `threshold`;
+/// `minutes` is what the buttons carry (0: the configured threshold).
+#[allow(clippy::too_many_arguments)]
+pub fn forgotten(
+    tr: Tr,
+    server: &Server,
+    entries: &[Entry],
+    minutes: u32,
+    threshold: Duration,
+    page: u32,
+    role: Role,
+    notice: Option<&str>,
+) -> Screen {
+    let chosen = |m: u32| m == minutes || (minutes == 0 && threshold == Duration::from_secs(u64::from(m) * 60));
+    let threshold = human_duration(tr, threshold);
+    let header = tr.f(
+        "forgotten_title",
+        &[("count", &entries.len().to_string()), ("threshold", &threshold)],
+    );
+    let mut extra_row = Vec::new();
+    for m in THRESHOLDS {
+        let label = human_duration(tr, Duration::from_secs(u64::from(m) * 60));
+        let label = if chosen(m) { format!("✓ {label}") } else { label };
+        extra_row.push(Button::callback(label, Press::Forgotten(server.key.clone(), m, 0).encode()));
+    }
+    let empty = tr.t("forgotten_empty");
+    list(tr, server, entries, ListKind::Forgotten(minutes), page, role, notice, &header, empty, extra_row)
+}
+
+#[derive(Clone, Copy)]
+enum ListKind {
+    Running,
+    Forgotten(u32),
+}
+
+impl ListKind {
+    fn press(self, server: &Server, page: u32) -> Press {
+        match self {
+            ListKind::Running => Press::Running(server.key.clone(), page),
+            ListKind::Forgotten(m) => Press::Forgotten(server.key.clone(), m, page),
+        }
+    }
+    fn list(self) -> List {
+        match self {
+            ListKind::Running => List::Running,
+            ListKind::Forgotten(m) => List::Forgotten(m),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn list(
+    tr: Tr,
+    server: &Server,
+    entries: &[Entry],
+    kind: ListKind,
+    page: u32,
+    role: Role,
+    notice: Option<&str>,
+    header: &str,
+    empty: &str,
+    extra_row: Vec<Button>,
+) -> Screen {
+    let rendered: Vec<String> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| entry(tr, server, i + 1, e))
+        .collect();
+    let pages = paginate(&rendered);
+    let page = (page as usize).min(pages.len().saturating_sub(1));
+    let mut text = String::new();
+    if let Some(notice) = notice {
+        text.push_str(notice);
+        text.push_str("\n\n");
+    }
+    text.push_str(&title(server));
+    text.push('\n');
+    text.push_str(header);
+    let mut keyboard = Vec::new();
+    if entries.is_empty() {
+        text.push_str("\n\n");
+        text.push_str(empty);
+    } else {
+        let range = pages[page].clone();
+        for i in range.clone() {
+            text.push_str("\n\n");
+            text.push_str(&rendered[i]);
+        }
+        if role == Role::Operator {
+            for e in &entries[range] {
+                if let Some(id) = &e.call.conference_id {
+                    let label = tr.f("stop_button", &[("id", &shorten(id, 40))]);
+                    let press = Press::AskStop(server.key.clone(), conference_key(&e.call.session_id), kind.list());
+                    keyboard.push(vec![Button::callback(label, press.encode())]);
+                }
+            }
+        }
+        if pages.len() > 1 {
+            let mut nav = Vec::new();
+            if page > 0 {
+                nav.push(Button::callback("‹", kind.press(server, page as u32 - 1).encode()));
+            }
+            nav.push(Button::callback(format!("{}/{}", page + 1, pages.len()), Press::Nothing.encode()));
+            if page + 1 < pages.len() {
+                nav.push(Button::callback("›", kind.press(server, page as u32 + 1).encode()));
+            }
+            keyboard.push(nav);
+        }
+    }
+    if !extra_row.is_empty() {
+        keyboard.push(extra_row);
+    }
+    keyboard.push(vec![
+        Button::callback(tr.t("refresh"), kind.press(server, page as u32).encode()),
+        back_to_menu(tr, server),
+    ]);
+    Screen { text, keyboard }
+}
+
+/// Splits rendered entries into pages that fit the budget.
+fn paginate(rendered: &[String]) -> Vec<std::ops::Range<usize>> {
+    let mut pages = Vec::new();
+    let mut start = 0;
+    let mut used = 0;
+    for (i, r) in rendered.iter().enumerate() {
+        let len = units(r) + 2;
+        if i > start && (i - start >= PAGE_ENTRIES || used + len > PAGE_BUDGET) {
+            pages.push(start..i);
+            start = i;
+            used = 0;
+        }
+        used += len;
+    }
+    pages.push(start..rendered.len());
+    pages
+}
+
+/// One conference: id (link), topic, owner, participants, duration, management link.
+fn entry(tr: Tr, server: &Server, n: usize, e: &Entry) -> String {
+    let call = e.call;
+    let host = escape(&server.host);
+    let mut s = format!("<b>{n}.</b> ");
+    match &call.conference_id {
+        Some(id) => s.push_str(&format!(
+            "<a href=\"https://{host}/c/{}\">{}</a>",
+            escape(&encode_segment(id)),
+            escape(&shorten(id, 128))
+        )),
+        None => s.push_str(&tr.f("entry_no_id", &[("session", &escape(&shorten(&call.session_id, 128)))])),
+    }
+    let topic = match &call.topic {
+        Some(t) => escape(&shorten(t, 150)),
+        None => escape(tr.t("no_topic")),
+    };
+    s.push_str(&format!(" — <i>{topic}</i>\n"));
+    let owner = call
+        .owner
+        .as_deref()
+        .map(|o| escape(&shorten(o, 100)))
+        .unwrap_or_else(|| escape(tr.t("no_owner")));
+    s.push_str(&tr.f(
+        "entry_details",
+        &[
+            ("owner", &owner),
+            ("participants", &call.participant_count.to_string()),
+            ("duration", &hms(call.duration)),
+        ],
+    ));
+    s.push_str(&format!(
+        " · <a href=\"https://{host}/tools/real-time/{}?a=cookies\">{}</a>",
+        escape(&encode_segment(&call.session_id)),
+        escape(tr.t("entry_manage"))
+    ));
+    if e.unknown {
+        s.push('\n');
+        s.push_str(tr.t("entry_participants_unknown"));
+    }
+    s
+}
+
+/// The confirmation before a stop (SPEC §7.7).
+pub fn confirm_stop(tr: Tr, server: &Server, call: &Call, list: List) -> Screen {
+    let id = call.conference_id.as_deref().unwrap_or("");
+    let topic = call.topic.as_deref().map(|t| escape(&shorten(t, 200))).unwrap_or_else(|| escape(tr.t("no_topic")));
+    let text = tr.f(
+        "stop_confirm",
+        &[
+            ("id", &escape(&shorten(id, 128))),
+            ("server", &escape(&server.name)),
+            ("topic", &topic),
+            ("duration", &hms(call.duration)),
+        ],
+    );
+    let key = conference_key(&call.session_id);
+    Screen {
+        text,
+        keyboard: vec![vec![
+            Button::callback(tr.t("stop_yes"), Press::Stop(server.key.clone(), key, list).encode()),
+            Button::callback(tr.t("stop_cancel"), back_to_list(server, list).encode()),
+        ]],
+    }
+}
+
+/// The list a stop started from, first page.
+pub fn back_to_list(server: &Server, list: List) -> Press {
+    match list {
+        List::Running => Press::Running(server.key.clone(), 0),
+        List::Forgotten(m) => Press::Forgotten(server.key.clone(), m, 0),
+    }
+}
+
+/// Online users (SPEC §7.5).
+pub fn online(tr: Tr, server: &Server, online: &Online) -> Screen {
+    let mut text = format!(
+        "{}\n{}",
+        title(server),
+        tr.f(
+            "online_count",
+            &[("online", &online.online.to_string()), ("total", &online.total.to_string())]
+        )
+    );
+    if !online.complete {
+        text.push('\n');
+        text.push_str(tr.t("online_partial"));
+    }
+    Screen {
+        text,
+        keyboard: vec![vec![
+            Button::callback(tr.t("refresh"), Press::Online(server.key.clone()).encode()),
+            back_to_menu(tr, server),
+        ]],
+    }
+}
+
+/// The admin-facing sentence for a TrueConf problem (SPEC §6).
+pub fn problem_text(tr: Tr, problem: &Problem) -> String {
+    match problem {
+        Problem::Unreachable(why) => tr.f("err_unreachable", &[("reason", &escape(why))]),
+        Problem::Timeout => tr.t("err_timeout").to_string(),
+        Problem::TlsUntrusted(why) => tr.f("err_tls", &[("reason", &escape(why))]),
+        Problem::CredentialsRejected => tr.t("err_credentials").to_string(),
+        Problem::MissingPermission(what) => tr.f("err_permission", &[("what", &escape(what))]),
+        Problem::Unexpected(status) => tr.f("err_unexpected", &[("status", &status.to_string())]),
+        Problem::BadAnswer => tr.t("err_bad_answer").to_string(),
+    }
+}
+
+/// A request about a server failed: say why, offer to retry.
+pub fn problem(tr: Tr, server: &Server, problem: &Problem, retry: Press) -> Screen {
+    Screen {
+        text: format!("{}\n⚠️ {}", title(server), problem_text(tr, problem)),
+        keyboard: vec![vec![
+            Button::callback(tr.t("retry"), retry.encode()),
+            back_to_menu(tr, server),
+        ]],
+    }
+}
+
+/// `h:mm:ss`.
+pub fn hms(secs: u64) -> String {
+    format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// "2 h 5 min", "45 s" in the user's language.
+pub fn human_duration(tr: Tr, d: Duration) -> String {
+    let secs = d.as_secs();
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let unit = |key: &str, n: u64| tr.f(key, &[("n", &n.to_string())]);
+    match (h, m, s) {
+        (0, 0, s) => {
+            if d < Duration::from_secs(1) && !d.is_zero() {
+                unit("unit_ms", d.as_millis() as u64)
+            } else {
+                unit("unit_s", s)
+            }
+        }
+        (0, m, 0) => unit("unit_min", m),
+        (0, m, s) => format!("{} {}", unit("unit_min", m), unit("unit_s", s)),
+        (h, 0, _) => unit("unit_h", h),
+        (h, m, _) => format!("{} {}", unit("unit_h", h), unit("unit_min", m)),
+    }
+}
+
+/// `2026-11-25 14:05 UTC` from unix seconds.
+pub fn utc(unix: u64) -> String {
+    let (year, month, day, hour, minute, _) = civil(unix);
+    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
+}
+
+/// (year, month, day, hour, minute, second) in UTC from unix seconds
+/// (proleptic Gregorian calendar, days-from-civil inverted).
+pub fn civil(unix: u64) -> (i64, u32, u32, u32, u32, u32) {
+    let days = (unix / 86_400) as i64;
+    let rem = unix % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, (rem / 3600) as u32, (rem / 60 % 60) as u32, (rem % 60) as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_and_hms() {
+        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc(1_795_614_300), "2026-11-25 13:45 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(hms(4000), "1:06:40");
+        assert_eq!(hms(0), "0:00:00");
+    }
+
+    #[test]
+    fn pages_respect_count_and_budget() {
+        let small: Vec<String> = (0..20).map(|_| "x".repeat(10)).collect();
+        assert_eq!(paginate(&small), vec![0..8, 8..16, 16..20]);
+        let big: Vec<String> = (0..3).map(|_| "x".repeat(2000)).collect();
+        assert_eq!(paginate(&big), vec![0..1, 1..2, 2..3]);
+        assert_eq!(paginate(&[]), vec![0..0]);
+    }
+}

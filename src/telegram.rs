@@ -1,0 +1,414 @@
+//! The Telegram Bot API (https://core.telegram.org/bots/api): the few wire
+//! types we use and the calls. The only place that joins the bot token into a
+//! URL. Decides nothing about what to send.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::config::{Secret, Trust};
+use crate::http::{Client, NetError, Timeouts};
+
+/// The update kinds we handle (sent as `allowed_updates`).
+pub const ALLOWED_UPDATES: &[&str] = &["message", "callback_query"];
+
+/// A Bot API failure.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TgError {
+    /// Telegram answered `ok: false` (https://core.telegram.org/bots/api#making-requests).
+    Api {
+        code: u16,
+        description: String,
+        retry_after: Option<u64>,
+    },
+    /// The request did not get an answer.
+    Net(NetError),
+    /// The answer was not the JSON envelope (e.g. a proxy's HTML page).
+    BadAnswer { status: u16 },
+}
+
+impl TgError {
+    /// "message is not modified": the screen already shows this; success.
+    pub fn is_not_modified(&self) -> bool {
+        self.description_contains("message is not modified")
+    }
+
+    /// The message cannot be edited any more: send a new one instead.
+    pub fn cannot_edit(&self) -> bool {
+        matches!(self, TgError::Api { code: 400, .. })
+            && (self.description_contains("message to edit not found")
+                || self.description_contains("message can't be edited")
+                || self.description_contains("message can't be found")
+                || self.description_contains("MESSAGE_ID_INVALID"))
+    }
+
+    /// The chat will never take our messages (blocked, kicked, deleted).
+    pub fn is_permanent_for_chat(&self) -> bool {
+        match self {
+            TgError::Api { code: 403, .. } => true,
+            TgError::Api { code: 400, description, .. } => {
+                let d = description.to_lowercase();
+                d.contains("chat not found")
+                    || d.contains("user not found")
+                    || d.contains("group chat was deactivated")
+                    || d.contains("peer_id_invalid")
+            }
+            _ => false,
+        }
+    }
+
+    /// Worth trying again later: network trouble, 5xx, 429, a broken answer.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            TgError::Api { code, .. } => *code == 429 || *code >= 500,
+            TgError::Net(_) | TgError::BadAnswer { .. } => true,
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            TgError::Api {
+                retry_after: Some(s),
+                ..
+            } => Some(Duration::from_secs(*s)),
+            _ => None,
+        }
+    }
+
+    fn description_contains(&self, needle: &str) -> bool {
+        matches!(self, TgError::Api { description, .. } if description.contains(needle))
+    }
+}
+
+impl fmt::Display for TgError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TgError::Api {
+                code, description, ..
+            } => write!(f, "{code} {description}"),
+            TgError::Net(e) => write!(f, "{e}"),
+            TgError::BadAnswer { status } => write!(f, "not a Bot API answer (HTTP {status})"),
+        }
+    }
+}
+
+/// An inline keyboard button.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Button {
+    pub text: String,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Callback(String),
+    Url(String),
+}
+
+impl Button {
+    pub fn callback(text: impl Into<String>, data: impl Into<String>) -> Button {
+        Button {
+            text: text.into(),
+            action: Action::Callback(data.into()),
+        }
+    }
+    pub fn url(text: impl Into<String>, url: impl Into<String>) -> Button {
+        Button {
+            text: text.into(),
+            action: Action::Url(url.into()),
+        }
+    }
+}
+
+/// Rows of inline buttons.
+pub type Keyboard = Vec<Vec<Button>>;
+
+fn keyboard_json(keyboard: &Keyboard) -> Value {
+    let rows: Vec<Value> = keyboard
+        .iter()
+        .map(|row| {
+            Value::Array(
+                row.iter()
+                    .map(|b| match &b.action {
+                        Action::Callback(data) => json!({"text": b.text, "callback_data": data}),
+                        Action::Url(url) => json!({"text": b.text, "url": url}),
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    json!({ "inline_keyboard": rows })
+}
+
+/// Who sent an update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub language_code: Option<String>,
+}
+
+/// An update we handle, parsed on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    Message {
+        from: User,
+        chat_id: i64,
+        text: String,
+    },
+    Callback {
+        id: String,
+        from: User,
+        /// The chat and message the button sits on; `None` for inline messages.
+        chat_id: Option<i64>,
+        message_id: Option<i64>,
+        data: String,
+    },
+    /// Anything else (another kind, a message without text or sender).
+    Ignored(String),
+}
+
+/// Parses one raw update. Returns its id (if it has one) and what it means.
+pub fn parse_update(raw: &Value) -> (Option<i64>, Incoming) {
+    let id = raw.get("update_id").and_then(Value::as_i64);
+    let incoming = if let Some(message) = raw.get("message") {
+        match (parse_user(message.get("from")), message.pointer("/chat/id").and_then(Value::as_i64)) {
+            (Some(from), Some(chat_id)) => match message.get("text").and_then(Value::as_str) {
+                Some(text) => Incoming::Message {
+                    from,
+                    chat_id,
+                    text: text.to_string(),
+                },
+                None => Incoming::Ignored("message without text".into()),
+            },
+            _ => Incoming::Ignored("message without sender or chat".into()),
+        }
+    } else if let Some(query) = raw.get("callback_query") {
+        match (
+            query.get("id").and_then(Value::as_str),
+            parse_user(query.get("from")),
+        ) {
+            (Some(qid), Some(from)) => Incoming::Callback {
+                id: qid.to_string(),
+                from,
+                chat_id: query.pointer("/message/chat/id").and_then(Value::as_i64),
+                message_id: query.pointer("/message/message_id").and_then(Value::as_i64),
+                data: query
+                    .get("data")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            },
+            _ => Incoming::Ignored("callback without id or sender".into()),
+        }
+    } else {
+        let kind = raw
+            .as_object()
+            .and_then(|o| o.keys().find(|k| *k != "update_id").cloned())
+            .unwrap_or_else(|| "empty".into());
+        Incoming::Ignored(kind)
+    };
+    (id, incoming)
+}
+
+fn parse_user(v: Option<&Value>) -> Option<User> {
+    let v = v?;
+    let id = v.get("id")?.as_i64()?;
+    let mut name = v
+        .get("first_name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if let Some(last) = v.get("last_name").and_then(Value::as_str) {
+        name.push(' ');
+        name.push_str(last);
+    }
+    if let Some(user) = v.get("username").and_then(Value::as_str) {
+        name = format!("{} (@{user})", name.trim());
+    }
+    Some(User {
+        id,
+        name: name.trim().to_string(),
+        language_code: v
+            .get("language_code")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    })
+}
+
+/// A Bot API client. `Debug` shows no token.
+#[derive(Clone)]
+pub struct Telegram {
+    poll: Client,
+    send: Client,
+    base: String,
+    token: Secret,
+}
+
+impl fmt::Debug for Telegram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Telegram")
+    }
+}
+
+impl Telegram {
+    pub fn new(base: &str, token: &Secret, poll_timeout: Duration) -> Telegram {
+        Telegram {
+            poll: Client::new(&Trust::BuiltIn, Timeouts::telegram_poll(poll_timeout)),
+            send: Client::new(&Trust::BuiltIn, Timeouts::TELEGRAM_SEND),
+            base: base.trim_end_matches('/').to_string(),
+            token: token.clone(),
+        }
+    }
+
+    fn call_with(&self, client: &Client, method: &str, params: &Value) -> Result<Value, TgError> {
+        let url = format!("{}/bot{}/{method}", self.base, self.token.expose());
+        let started = std::time::Instant::now();
+        let response = client.post_json(&url, &[], params).map_err(TgError::Net)?;
+        log::debug!(
+            "telegram {method}: HTTP {} in {} ms",
+            response.status,
+            started.elapsed().as_millis()
+        );
+        let envelope: Value = serde_json::from_str(&response.body).map_err(|_| TgError::BadAnswer {
+            status: response.status,
+        })?;
+        match envelope.get("ok").and_then(Value::as_bool) {
+            Some(true) => Ok(envelope.get("result").cloned().unwrap_or(Value::Null)),
+            Some(false) => Err(TgError::Api {
+                code: envelope
+                    .get("error_code")
+                    .and_then(Value::as_u64)
+                    .map(|c| c as u16)
+                    .unwrap_or(response.status),
+                description: envelope
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                retry_after: envelope
+                    .pointer("/parameters/retry_after")
+                    .and_then(Value::as_u64),
+            }),
+            None => Err(TgError::BadAnswer {
+                status: response.status,
+            }),
+        }
+    }
+
+    pub fn call(&self, method: &str, params: &Value) -> Result<Value, TgError> {
+        self.call_with(&self.send, method, params)
+    }
+
+    /// `getMe`: the bot's username.
+    pub fn get_me(&self) -> Result<String, TgError> {
+        let me = self.call("getMe", &json!({}))?;
+        Ok(me
+            .get("username")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string())
+    }
+
+    /// `getUpdates` with long polling; returns raw updates.
+    pub fn get_updates(&self, offset: Option<i64>, timeout: Duration) -> Result<Vec<Value>, TgError> {
+        let mut params = json!({
+            "timeout": timeout.as_secs(),
+            "allowed_updates": ALLOWED_UPDATES,
+        });
+        if let Some(offset) = offset {
+            params["offset"] = json!(offset);
+        }
+        match self.call_with(&self.poll, "getUpdates", &params)? {
+            Value::Array(updates) => Ok(updates),
+            _ => Err(TgError::BadAnswer { status: 200 }),
+        }
+    }
+
+    /// `sendMessage` in HTML mode without link previews; returns the message id.
+    pub fn send_message(&self, chat_id: i64, text: &str, keyboard: Option<&Keyboard>) -> Result<i64, TgError> {
+        let mut params = json!({
+            "chat_id": chat_id,
+            "text": text,
+            "parse_mode": "HTML",
+            "link_preview_options": {"is_disabled": true},
+        });
+        if let Some(k) = keyboard {
+            params["reply_markup"] = keyboard_json(k);
+        }
+        let message = self.call("sendMessage", &params)?;
+        Ok(message.get("message_id").and_then(Value::as_i64).unwrap_or(0))
+    }
+
+    /// `editMessageText`; "not modified" counts as success.
+    pub fn edit_message(&self, chat_id: i64, message_id: i64, text: &str, keyboard: Option<&Keyboard>) -> Result<(), TgError> {
+        let mut params = json!({
+            "chat_id": chat_id,
+            "message_id": message_id,
+            "text": text,
+            "parse_mode": "HTML",
+            "link_preview_options": {"is_disabled": true},
+        });
+        if let Some(k) = keyboard {
+            params["reply_markup"] = keyboard_json(k);
+        }
+        match self.call("editMessageText", &params) {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_modified() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `answerCallbackQuery`; a query that is too old only earns a warning.
+    pub fn answer_callback(&self, id: &str, text: Option<&str>, alert: bool) {
+        let mut params = json!({"callback_query_id": id});
+        if let Some(text) = text {
+            params["text"] = json!(truncate_chars(text, 200));
+            params["show_alert"] = json!(alert);
+        }
+        if let Err(e) = self.call("answerCallbackQuery", &params) {
+            log::warn!("telegram answerCallbackQuery: {e}");
+        }
+    }
+}
+
+/// At most `max` characters of `text`.
+pub fn truncate_chars(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => &text[..i],
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn updates_parse_one_by_one() {
+        let raw = json!({"update_id": 5, "message": {"message_id": 1, "from": {"id": 7, "first_name": "Ann", "language_code": "de"}, "chat": {"id": 7, "type": "private"}, "text": "/start"}});
+        let (id, inc) = parse_update(&raw);
+        assert_eq!(id, Some(5));
+        assert!(matches!(inc, Incoming::Message { chat_id: 7, ref text, .. } if text == "/start"));
+        let (id, inc) = parse_update(&json!({"update_id": 6, "edited_message": {}}));
+        assert_eq!((id, inc), (Some(6), Incoming::Ignored("edited_message".into())));
+        let (id, inc) = parse_update(&json!({"update_id": 8, "callback_query": {"id": "q", "from": {"id": 1, "first_name": "B"}, "message": {"chat": {"id": 1}, "message_id": 3, "date": 0}, "data": "m:1"}}));
+        assert_eq!(id, Some(8));
+        assert!(matches!(inc, Incoming::Callback { message_id: Some(3), .. }));
+        let (id, inc) = parse_update(&json!("garbage"));
+        assert_eq!(id, None);
+        assert!(matches!(inc, Incoming::Ignored(_)));
+    }
+
+    #[test]
+    fn error_kinds() {
+        let api = |code, d: &str| TgError::Api { code, description: d.into(), retry_after: None };
+        assert!(api(400, "Bad Request: message is not modified: specified new message content").is_not_modified());
+        assert!(api(403, "Forbidden: bot was blocked by the user").is_permanent_for_chat());
+        assert!(api(400, "Bad Request: chat not found").is_permanent_for_chat());
+        assert!(api(502, "Bad Gateway").is_transient());
+        assert!(!api(400, "Bad Request: chat not found").is_transient());
+        assert!(api(400, "Bad Request: message to edit not found").cannot_edit());
+    }
+}

@@ -1,0 +1,456 @@
+//! The TrueConf Server API (reference/trueconf-api.md): token handling, the
+//! calls the bot makes, and their wire types. The only place that handles
+//! `access_token`. Knows nothing of Telegram.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::config::{Secret, Server};
+use crate::http::{Client, NetError, Response, Timeouts, encode_segment};
+
+/// Page size for `/logs/calls`.
+const CALLS_PAGE: usize = 200;
+/// At most this many call-log pages are read (40,000 rows).
+const MAX_CALL_PAGES: usize = 200;
+/// Page size for `/users`.
+const USERS_PAGE: usize = 1000;
+/// At most this many user pages are read (1,000,000 users at full pages).
+pub const MAX_USER_PAGES: usize = 1000;
+
+/// Why a TrueConf request failed, as the admin must hear it (SPEC §6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// No connection (refused, unknown host, reset); the reason in a few words.
+    Unreachable(String),
+    /// No answer in time.
+    Timeout,
+    /// The server's certificate is not trusted (setting: ssl_certificate).
+    TlsUntrusted(String),
+    /// The OAuth2 application's credentials (or the fixed token) were refused.
+    CredentialsRejected,
+    /// The token lacks a permission; the API path that needs it.
+    MissingPermission(String),
+    /// Any other answer we did not expect: its HTTP status.
+    Unexpected(u16),
+    /// A 2xx answer that is not the JSON we expect.
+    BadAnswer,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Unreachable(why) => write!(f, "server unreachable ({why})"),
+            Problem::Timeout => f.write_str("no answer in time"),
+            Problem::TlsUntrusted(why) => write!(f, "TLS certificate not trusted ({why})"),
+            Problem::CredentialsRejected => f.write_str("OAuth2 credentials rejected"),
+            Problem::MissingPermission(what) => write!(f, "token lacks the permission for {what}"),
+            Problem::Unexpected(status) => write!(f, "unexpected answer (HTTP {status})"),
+            Problem::BadAnswer => f.write_str("unexpected answer (not the JSON expected)"),
+        }
+    }
+}
+
+impl From<NetError> for Problem {
+    fn from(e: NetError) -> Problem {
+        match e {
+            NetError::Unreachable(why) => Problem::Unreachable(why),
+            NetError::Timeout => Problem::Timeout,
+            NetError::Tls(why) => Problem::TlsUntrusted(why),
+            NetError::Other(_) => Problem::BadAnswer,
+        }
+    }
+}
+
+/// A row of the call log (`GET /logs/calls`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// The session id (`…@server#vcs`).
+    pub session_id: String,
+    /// The conference id, `None` for sessions without a named conference.
+    pub conference_id: Option<String>,
+    pub topic: Option<String>,
+    pub owner: Option<String>,
+    pub participant_count: i64,
+    /// Seconds so far.
+    pub duration: u64,
+    class: i64,
+    running: bool,
+}
+
+impl Call {
+    /// Running = no end time and not a point-to-point call (class ≤ 1).
+    pub fn is_running_conference(&self) -> bool {
+        self.running && self.class > 1
+    }
+
+    fn parse(v: &Value) -> Option<Call> {
+        let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        let int = |k: &str| {
+            v.get(k).and_then(|x| {
+                x.as_i64()
+                    .or_else(|| x.as_f64().map(|f| f as i64))
+                    .or_else(|| x.as_str().and_then(|s| s.trim().parse().ok()))
+            })
+        };
+        Some(Call {
+            session_id: text("conference_id")?,
+            conference_id: text("named_conf_id").filter(|s| !s.is_empty()),
+            topic: text("topic").filter(|s| !s.trim().is_empty()),
+            owner: text("owner").filter(|s| !s.is_empty()),
+            participant_count: int("participant_count").unwrap_or(0),
+            duration: int("duration").unwrap_or(0).max(0) as u64,
+            class: int("class").unwrap_or(0),
+            running: v.get("end_time").is_none_or(Value::is_null),
+        })
+    }
+}
+
+/// A participant of a running session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    pub role: i64,
+}
+
+/// The online count and whether every page was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Online {
+    pub online: u64,
+    pub total: u64,
+    /// False when the page limit or a page loop cut the count short.
+    pub complete: bool,
+}
+
+/// The outcome of a stop request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    Stopped,
+    /// The server knows no running conference by that id (ended already).
+    NotFound,
+}
+
+/// A cached OAuth2 token.
+struct Token {
+    value: Secret,
+    renew_at: Instant,
+    fixed: bool,
+}
+
+/// A client for one server. Shared by reference between the threads of one
+/// server's worker; the token cache is the only state.
+pub struct TrueConf {
+    http: Client,
+    base: String,
+    api: String,
+    client_id: String,
+    client_secret: Secret,
+    fixed: Option<Secret>,
+    token: Mutex<Option<Token>>,
+    fixed_rejected: Mutex<bool>,
+}
+
+impl fmt::Debug for TrueConf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TrueConf")
+    }
+}
+
+enum Auth {
+    Ok(Response),
+    /// 401, or 403 with reason accessTokenInvalid.
+    TokenInvalid,
+}
+
+impl TrueConf {
+    pub fn new(server: &Server) -> TrueConf {
+        TrueConf {
+            http: Client::new(&server.trust, Timeouts::TRUECONF),
+            base: format!("https://{}", server.host),
+            api: format!("/api/{}", server.api_version),
+            client_id: server.client_id.clone(),
+            client_secret: server.client_secret.clone(),
+            fixed: server.access_token.clone(),
+            token: Mutex::new(None),
+            fixed_rejected: Mutex::new(false),
+        }
+    }
+
+    /// The current token: the fixed one, a cached one, or a fresh one.
+    fn token(&self) -> Result<Secret, Problem> {
+        let mut cache = self.token.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(token) = cache.as_ref() {
+            if token.fixed || Instant::now() < token.renew_at {
+                return Ok(token.value.clone());
+            }
+        }
+        let fixed_rejected = *self.fixed_rejected.lock().unwrap_or_else(|p| p.into_inner());
+        if let (Some(fixed), false) = (&self.fixed, fixed_rejected) {
+            *cache = Some(Token {
+                value: fixed.clone(),
+                renew_at: Instant::now(),
+                fixed: true,
+            });
+            return Ok(fixed.clone());
+        }
+        if self.client_id.is_empty() || self.client_secret.expose().is_empty() {
+            return Err(Problem::CredentialsRejected);
+        }
+        let token = self.request_token()?;
+        let value = token.value.clone();
+        *cache = Some(token);
+        Ok(value)
+    }
+
+    /// Forgets `used`, so the next call fetches a new token.
+    fn invalidate(&self, used: &Secret) {
+        let mut cache = self.token.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.as_ref().is_some_and(|t| &t.value == used) {
+            if cache.as_ref().is_some_and(|t| t.fixed) && !self.client_id.is_empty() {
+                // The fixed token no longer works; the client credentials may.
+                *self.fixed_rejected.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            }
+            *cache = None;
+        }
+    }
+
+    fn request_token(&self) -> Result<Token, Problem> {
+        let url = format!("{}/oauth2/v1/token", self.base);
+        let started = Instant::now();
+        let response = self.http.post_form(
+            &url,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", &self.client_id),
+                ("client_secret", self.client_secret.expose()),
+            ],
+        )?;
+        log::debug!(
+            "trueconf token: HTTP {} in {} ms",
+            response.status,
+            started.elapsed().as_millis()
+        );
+        if !response.is_success() {
+            return Err(match response.status {
+                400 | 401 | 403 => Problem::CredentialsRejected,
+                // A server without the OAuth2 endpoint at this address.
+                status => Problem::Unexpected(status),
+            });
+        }
+        let body: Value = serde_json::from_str(&response.body).map_err(|_| Problem::BadAnswer)?;
+        let value = body
+            .get("access_token")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .ok_or(Problem::BadAnswer)?;
+        let lifetime = body
+            .get("expires_in")
+            .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+            .unwrap_or(3600);
+        // Renew a minute early, or at 90 % of a short lifetime.
+        let margin = (lifetime / 10).min(60);
+        Ok(Token {
+            value: Secret::new(value),
+            renew_at: Instant::now() + Duration::from_secs(lifetime.saturating_sub(margin)),
+            fixed: false,
+        })
+    }
+
+    /// One API call with the token in the query; renews the token and retries
+    /// once when the server says it is invalid.
+    fn api(&self, post: bool, path: &str, query: &[(&str, &str)], what: &str) -> Result<Value, Problem> {
+        let url = format!("{}{}{}", self.base, self.api, path);
+        for attempt in 0..2 {
+            let token = self.token()?;
+            let mut full: Vec<(&str, &str)> = query.to_vec();
+            full.push(("access_token", token.expose()));
+            let started = Instant::now();
+            let response = if post {
+                self.http.post_empty(&url, &full)?
+            } else {
+                self.http.get(&url, &full, None)?
+            };
+            log::debug!(
+                "trueconf {what}: HTTP {} in {} ms",
+                response.status,
+                started.elapsed().as_millis()
+            );
+            match check_auth(response) {
+                Auth::Ok(response) => return self.decode(response, what),
+                Auth::TokenInvalid => {
+                    self.invalidate(&token);
+                    if attempt == 1 {
+                        return Err(Problem::CredentialsRejected);
+                    }
+                }
+            }
+        }
+        Err(Problem::CredentialsRejected)
+    }
+
+    fn decode(&self, response: Response, what: &str) -> Result<Value, Problem> {
+        if response.status == 403 {
+            return Err(Problem::MissingPermission(what.to_string()));
+        }
+        if !response.is_success() {
+            return Err(Problem::Unexpected(response.status));
+        }
+        serde_json::from_str(&response.body).map_err(|_| Problem::BadAnswer)
+    }
+
+    /// Running conferences from every page of the call log.
+    pub fn running_conferences(&self) -> Result<Vec<Call>, Problem> {
+        let mut seen = HashSet::new();
+        let mut running = Vec::new();
+        let page_size = CALLS_PAGE.to_string();
+        // Pages are 0- or 1-based depending on the server version: start at 0,
+        // skip rows seen twice, and stop at the first page without running rows.
+        for page in 0..MAX_CALL_PAGES {
+            let page_id = page.to_string();
+            let body = self.api(
+                false,
+                "/logs/calls",
+                &[
+                    ("page_id", &page_id),
+                    ("page_size", &page_size),
+                    ("sort_field", "end_time"),
+                    ("sort_order", "1"),
+                ],
+                "logs/calls",
+            )?;
+            let list = body
+                .get("list")
+                .and_then(Value::as_array)
+                .ok_or(Problem::BadAnswer)?;
+            let rows: Vec<Call> = list.iter().filter_map(Call::parse).collect();
+            let any_running = rows.iter().any(|c| c.running);
+            for call in rows {
+                if call.is_running_conference() && seen.insert(call.session_id.clone()) {
+                    running.push(call);
+                }
+            }
+            if !any_running || list.len() < CALLS_PAGE {
+                break;
+            }
+        }
+        Ok(running)
+    }
+
+    /// Participants of a running session.
+    pub fn participants(&self, session_id: &str) -> Result<Vec<Participant>, Problem> {
+        let path = format!("/conference-sessions/{}/participants", encode_segment(session_id));
+        let body = self.api(false, &path, &[], "conference-sessions/participants")?;
+        let list = body
+            .get("participants")
+            .and_then(Value::as_array)
+            .ok_or(Problem::BadAnswer)?;
+        Ok(list
+            .iter()
+            .map(|p| Participant {
+                role: p.get("role").and_then(Value::as_i64).unwrap_or(-1),
+            })
+            .collect())
+    }
+
+    /// Users online (status 1, 2 or 5) over every page of `/users`.
+    pub fn online_users(&self) -> Result<Online, Problem> {
+        let page_size = USERS_PAGE.to_string();
+        let mut result = Online {
+            online: 0,
+            total: 0,
+            complete: true,
+        };
+        let mut page: Option<i64> = None;
+        let mut seen_pages = HashSet::new();
+        for _ in 0..MAX_USER_PAGES {
+            let page_id = page.map(|p| p.to_string());
+            let mut query = vec![("page_size", page_size.as_str())];
+            if let Some(p) = &page_id {
+                query.push(("page_id", p.as_str()));
+            }
+            let body = self.api(false, "/users", &query, "users")?;
+            let users = body
+                .get("users")
+                .and_then(Value::as_array)
+                .ok_or(Problem::BadAnswer)?;
+            for user in users {
+                result.total += 1;
+                let status = user.get("status").and_then(Value::as_i64).unwrap_or(0);
+                if matches!(status, 1 | 2 | 5) {
+                    result.online += 1;
+                }
+            }
+            let next = body.get("next_page_id").and_then(Value::as_i64).unwrap_or(-1);
+            if next < 0 || users.is_empty() {
+                return Ok(result);
+            }
+            if !seen_pages.insert(next) {
+                // The server sends us in a circle: what we have is partial.
+                result.complete = false;
+                return Ok(result);
+            }
+            page = Some(next);
+        }
+        result.complete = false;
+        Ok(result)
+    }
+
+    /// `POST /conferences/{id}/stop`.
+    pub fn stop(&self, conference_id: &str) -> Result<Stopped, Problem> {
+        let path = format!("/conferences/{}/stop", encode_segment(conference_id));
+        match self.api(true, &path, &[], "conferences/stop") {
+            Ok(_) => Ok(Stopped::Stopped),
+            Err(Problem::Unexpected(404)) => Ok(Stopped::NotFound),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn check_auth(response: Response) -> Auth {
+    match response.status {
+        401 => Auth::TokenInvalid,
+        403 if error_reason(&response.body).as_deref() == Some("accessTokenInvalid") => {
+            Auth::TokenInvalid
+        }
+        _ => Auth::Ok(response),
+    }
+}
+
+/// `error.errors[0].reason` of a v3 error body, or a top-level `reason`.
+fn error_reason(body: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    v.pointer("/error/errors/0/reason")
+        .or_else(|| v.get("reason"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn calls_parse_defensively() {
+        let row = json!({"conference_id": "s1@tc#vcs", "named_conf_id": null, "topic": null,
+            "class": 10, "owner": null, "participant_count": "3", "end_time": null, "duration": 4000});
+        let call = Call::parse(&row).unwrap();
+        assert!(call.is_running_conference());
+        assert_eq!((call.conference_id, call.topic, call.participant_count), (None, None, 3));
+        let p2p = json!({"conference_id": "s2", "class": 1, "end_time": null});
+        assert!(!Call::parse(&p2p).unwrap().is_running_conference());
+        let ended = json!({"conference_id": "s3", "class": 10, "end_time": {"date": "x"}});
+        assert!(!Call::parse(&ended).unwrap().is_running_conference());
+        assert!(Call::parse(&json!({"topic": "no id"})).is_none());
+    }
+
+    #[test]
+    fn error_reasons() {
+        let nested = r#"{"error":{"code":403,"errors":[{"reason":"accessTokenInvalid"}]}}"#;
+        assert_eq!(error_reason(nested).as_deref(), Some("accessTokenInvalid"));
+        assert_eq!(error_reason(r#"{"reason":"InvalidCredentials"}"#).as_deref(), Some("InvalidCredentials"));
+        assert_eq!(error_reason("<html>"), None);
+    }
+}

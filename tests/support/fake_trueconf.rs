@@ -1,0 +1,1507 @@
+//! A fake TrueConf Server: the REST API (v3.3) and the OAuth2 token endpoint on
+//! an HTTPS port (our own rustls front before a plain tiny_http server), and
+//! `/vsstatus` on a separate plain-HTTP "status port" that can be taken down
+//! (connections refused) and brought back on the same port.
+#![allow(dead_code)]
+
+use super::{
+    TempDir, lock, notify_changed, parse_form, percent_decode, read_body, reap, wait_deadline,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub const CLIENT_ID: &str = "86add683ebc98123968a549f8976db0024abe288";
+pub const CLIENT_SECRET: &str = "b7f3f5cb51b02634b1bb546eb7f1f905c93960ba";
+/// The server's domain in ids (`user@tc.local`, `...@tc.local#vcs`).
+pub const DOMAIN: &str = "tc.local";
+/// What `/vsstatus` says, and its `Server` header.
+pub const PRODUCT: &str = "TrueConf Server 5.5";
+const SCOPE: &str = "conferences conferences:read conferences:write users users:read logs.calls:read logs.calls.participants:read conferences.sessions:read conferences.sessions.participants:read";
+
+/// How the API port speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tls {
+    /// A private CA and a leaf (CA:FALSE) for IP 127.0.0.1 and DNS localhost.
+    CaSigned,
+    /// One self-signed certificate with CA:TRUE (like `openssl req -x509`), SAN 127.0.0.1.
+    SelfSigned,
+    /// Plain HTTP on the API port.
+    Plain,
+}
+
+/// A row of `/logs/calls`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conf {
+    /// The session id, e.g. "000001bf1ef7e5e5@tc.local#vcs".
+    pub conference_id: String,
+    pub named_conf_id: Option<String>,
+    pub topic: Option<String>,
+    pub class: i64,
+    pub owner: Option<String>,
+    pub participant_count: i64,
+    /// Seconds.
+    pub duration: i64,
+    pub running: bool,
+}
+
+impl Conf {
+    /// A running group conference `named_id` (session id derived from it),
+    /// topic "Topic <named_id>", owned by alice, 2 participants.
+    pub fn running(named_id: &str, duration: i64) -> Conf {
+        Conf {
+            conference_id: session_id_for(named_id),
+            named_conf_id: Some(named_id.to_string()),
+            topic: Some(format!("Topic {named_id}")),
+            class: 10,
+            owner: Some(format!("alice@{DOMAIN}")),
+            participant_count: 2,
+            duration,
+            running: true,
+        }
+    }
+
+    /// The same, but ended.
+    pub fn ended(named_id: &str, duration: i64) -> Conf {
+        Conf {
+            running: false,
+            ..Conf::running(named_id, duration)
+        }
+    }
+
+    /// A point-to-point call (class 1, no named conference), running or not.
+    pub fn p2p(seed: &str, duration: i64, running: bool) -> Conf {
+        Conf {
+            conference_id: session_id_for(seed),
+            named_conf_id: None,
+            topic: None,
+            class: 1,
+            owner: Some(format!("bob@{DOMAIN}")),
+            participant_count: 2,
+            duration,
+            running,
+        }
+    }
+}
+
+/// A stable session id for a name: 16 hex digits + "@tc.local#vcs".
+pub fn session_id_for(seed: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in seed.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}@{DOMAIN}#vcs")
+}
+
+/// An item of `/conference-sessions/{id}/participants`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Participant {
+    pub id: String,
+    pub display_name: String,
+    /// 2 = owner/moderator ("leader"), 1 = ordinary.
+    pub role: i64,
+}
+
+impl Participant {
+    /// `login@tc.local/abc123`, display name = login.
+    pub fn new(login: &str, role: i64) -> Participant {
+        Participant {
+            id: format!("{login}@{DOMAIN}/{}", &session_id_for(login)[..6]),
+            display_name: login.to_string(),
+            role,
+        }
+    }
+}
+
+/// An item of `/users`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    /// -1 invalid, 0 offline, 1 available, 2 busy, 5 in a conference.
+    pub status: i64,
+}
+
+/// One request to the API port (token requests included), as received.
+#[derive(Clone, Debug)]
+pub struct Req {
+    pub method: String,
+    /// The path, percent-decoded (without the query string).
+    pub path: String,
+    /// The path as received (without the query string), e.g. with `%40` and `%23`.
+    pub raw_path: String,
+    /// The query string, decoded.
+    pub query: Vec<(String, String)>,
+    /// From `?access_token=` or else `Authorization: Bearer`.
+    pub token: Option<String>,
+    pub body: String,
+    pub headers: Vec<(String, String)>,
+    pub at: Instant,
+}
+
+impl Req {
+    pub fn query_value(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A one-shot answer (see [`FakeTrueConf::script`]).
+#[derive(Clone, Debug)]
+pub enum ApiReply {
+    Status {
+        status: u16,
+        content_type: String,
+        body: String,
+    },
+    /// Hold the request that long, then answer it normally.
+    Hang(Duration),
+}
+
+impl ApiReply {
+    pub fn json(status: u16, body: Value) -> ApiReply {
+        ApiReply::Status {
+            status,
+            content_type: "application/json".into(),
+            body: body.to_string(),
+        }
+    }
+
+    /// A proxy's HTML error page.
+    pub fn html(status: u16) -> ApiReply {
+        ApiReply::Status {
+            status,
+            content_type: "text/html".into(),
+            body: format!("<html><body><h1>{status}</h1></body></html>"),
+        }
+    }
+}
+
+struct ConfEntry {
+    conf: Conf,
+    start: i64,
+    end: Option<i64>,
+}
+
+struct State {
+    confs: Vec<ConfEntry>,
+    participants: HashMap<String, Vec<Participant>>,
+    users: Vec<User>,
+    token_ttl: u64,
+    tokens: HashMap<String, Instant>,
+    credentials_valid: bool,
+    static_token: Option<String>,
+    missing_scopes: Vec<String>,
+    delay: Duration,
+    scripts: VecDeque<(String, ApiReply)>,
+    api_prefix: String,
+    requests: Vec<Req>,
+    stops: Vec<String>,
+    probes: usize,
+    status_reply: Option<u16>,
+    status_hang: bool,
+    /// Bumped when the status port goes down, to release held probes.
+    status_epoch: u64,
+    shutdown: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    cv: Condvar,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Shared {
+    fn changed(&self) {
+        self.cv.notify_all();
+        notify_changed();
+    }
+}
+
+/// Open connections of a listener: sockets to shut down and threads to join.
+#[derive(Default)]
+struct Conns {
+    list: Vec<(Vec<TcpStream>, JoinHandle<()>)>,
+}
+
+impl Conns {
+    fn add(&mut self, streams: Vec<TcpStream>, handle: JoinHandle<()>) {
+        let mut i = 0;
+        while i < self.list.len() {
+            if self.list[i].1.is_finished() {
+                let (_, h) = self.list.swap_remove(i);
+                let _ = h.join();
+            } else {
+                i += 1;
+            }
+        }
+        self.list.push((streams, handle));
+    }
+
+    fn close_all(conns: &Mutex<Conns>) {
+        let list = std::mem::take(&mut lock(conns).list);
+        for (streams, _) in &list {
+            for s in streams {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+        }
+        for (_, h) in list {
+            let _ = h.join();
+        }
+    }
+}
+
+/// A thread accepting on a listener, stopped by a flag and a connection to itself.
+struct Acceptor {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    conns: Arc<Mutex<Conns>>,
+}
+
+impl Acceptor {
+    fn start(
+        listener: TcpListener,
+        name: &str,
+        on_conn: impl Fn(TcpStream, &Mutex<Conns>) + Send + 'static,
+    ) -> Acceptor {
+        let addr = listener.local_addr().expect("fake TrueConf: local_addr");
+        let stop = Arc::new(AtomicBool::new(false));
+        let conns = Arc::new(Mutex::new(Conns::default()));
+        let thread = {
+            let stop = stop.clone();
+            let conns = conns.clone();
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || {
+                    for s in listener.incoming() {
+                        if stop.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        if let Ok(s) = s {
+                            on_conn(s, &conns);
+                        }
+                    }
+                    // The listener is dropped here: the port refuses connections.
+                })
+                .expect("fake TrueConf: cannot spawn")
+        };
+        Acceptor {
+            addr,
+            stop,
+            thread: Some(thread),
+            conns,
+        }
+    }
+
+    /// Stops accepting (the port is closed when this returns) and ends every connection.
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2));
+            let _ = t.join();
+        }
+        Conns::close_all(&self.conns);
+    }
+}
+
+impl Drop for Acceptor {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The fake server; dropping it stops every thread it started and removes its files.
+pub struct FakeTrueConf {
+    shared: Arc<Shared>,
+    tls: Tls,
+    api_addr: SocketAddr,
+    server: Arc<tiny_http::Server>,
+    api_thread: Option<JoinHandle<()>>,
+    front: Option<Acceptor>,
+    status: Mutex<Option<Acceptor>>,
+    status_port: u16,
+    dir: TempDir,
+}
+
+impl FakeTrueConf {
+    pub const CLIENT_ID: &'static str = CLIENT_ID;
+    pub const CLIENT_SECRET: &'static str = CLIENT_SECRET;
+
+    pub fn start(tls: Tls) -> FakeTrueConf {
+        let dir = TempDir::new();
+        let certs = Certs::generate();
+        let write = |name: &str, pem: &str| {
+            std::fs::write(dir.join(name), pem).expect("fake TrueConf: cannot write a PEM file")
+        };
+        write("ca.pem", &certs.ca_pem);
+        write("leaf.pem", &certs.leaf_pem);
+        write("self-signed.pem", &certs.self_pem);
+        write("other.pem", &certs.other_pem);
+
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                confs: Vec::new(),
+                participants: HashMap::new(),
+                users: Vec::new(),
+                token_ttl: 3600,
+                tokens: HashMap::new(),
+                credentials_valid: true,
+                static_token: None,
+                missing_scopes: Vec::new(),
+                delay: Duration::ZERO,
+                scripts: VecDeque::new(),
+                api_prefix: "/api/v3.3".into(),
+                requests: Vec::new(),
+                stops: Vec::new(),
+                probes: 0,
+                status_reply: None,
+                status_hang: false,
+                status_epoch: 0,
+                shutdown: false,
+            }),
+            cv: Condvar::new(),
+            workers: Mutex::new(Vec::new()),
+        });
+
+        let server = Arc::new(
+            tiny_http::Server::http("127.0.0.1:0").expect("fake TrueConf: cannot bind 127.0.0.1:0"),
+        );
+        let internal = server
+            .server_addr()
+            .to_ip()
+            .expect("fake TrueConf: not an IP listener");
+        let api_thread = {
+            let shared = shared.clone();
+            let server = server.clone();
+            std::thread::Builder::new()
+                .name("fake-trueconf-api".into())
+                .spawn(move || {
+                    while let Ok(rq) = server.recv() {
+                        accept_request(&shared, rq);
+                    }
+                })
+                .expect("fake TrueConf: cannot spawn")
+        };
+
+        let (front, api_addr) = match tls {
+            Tls::Plain => (None, internal),
+            Tls::CaSigned | Tls::SelfSigned => {
+                let (cert, key) = if tls == Tls::CaSigned {
+                    (certs.leaf_der.clone(), certs.leaf_key.clone_key())
+                } else {
+                    (certs.self_der.clone(), certs.self_key.clone_key())
+                };
+                let config = server_config(cert, key);
+                let listener =
+                    TcpListener::bind("127.0.0.1:0").expect("fake TrueConf: cannot bind 127.0.0.1:0");
+                let acceptor = Acceptor::start(listener, "fake-trueconf-tls", move |client, conns| {
+                    tls_accept(client, internal, &config, conns)
+                });
+                let addr = acceptor.addr;
+                (Some(acceptor), addr)
+            }
+        };
+
+        let status_listener =
+            TcpListener::bind("127.0.0.1:0").expect("fake TrueConf: cannot bind 127.0.0.1:0");
+        let status = start_status(status_listener, &shared);
+        let status_port = status.addr.port();
+
+        FakeTrueConf {
+            shared,
+            tls,
+            api_addr,
+            server,
+            api_thread: Some(api_thread),
+            front,
+            status: Mutex::new(Some(status)),
+            status_port,
+            dir,
+        }
+    }
+
+    /// "127.0.0.1:PORT" of the API port, what goes into the settings' `ip`.
+    pub fn ip(&self) -> String {
+        self.api_addr.to_string()
+    }
+
+    /// "https://127.0.0.1:PORT" (or http:// with `Tls::Plain`).
+    pub fn base_url(&self) -> String {
+        let scheme = if self.tls == Tls::Plain { "http" } else { "https" };
+        format!("{scheme}://{}", self.api_addr)
+    }
+
+    pub fn status_port(&self) -> u16 {
+        self.status_port
+    }
+
+    /// The certificate to trust: the CA (CaSigned) or the server's own (SelfSigned).
+    pub fn ca_pem_path(&self) -> PathBuf {
+        match self.tls {
+            Tls::SelfSigned => self.dir.join("self-signed.pem"),
+            _ => self.dir.join("ca.pem"),
+        }
+    }
+
+    /// The certificate the server presents.
+    pub fn cert_pem_path(&self) -> PathBuf {
+        match self.tls {
+            Tls::SelfSigned => self.dir.join("self-signed.pem"),
+            _ => self.dir.join("leaf.pem"),
+        }
+    }
+
+    /// A self-signed certificate unrelated to this server.
+    pub fn other_self_signed_pem_path(&self) -> PathBuf {
+        self.dir.join("other.pem")
+    }
+
+    /// The fake's own temp dir (removed on drop), e.g. for settings files.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    pub fn set_conferences(&self, confs: Vec<Conf>) {
+        let now = unix_now();
+        let mut st = lock(&self.shared.state);
+        st.confs = confs
+            .into_iter()
+            .map(|conf| {
+                let start = now - conf.duration.max(0);
+                let end = (!conf.running).then_some(start + conf.duration.max(0));
+                ConfEntry { conf, start, end }
+            })
+            .collect();
+        drop(st);
+        self.shared.changed();
+    }
+
+    /// The conferences now (stopped ones have `running == false`).
+    pub fn conferences(&self) -> Vec<Conf> {
+        lock(&self.shared.state)
+            .confs
+            .iter()
+            .map(|e| e.conf.clone())
+            .collect()
+    }
+
+    /// Participants of a session. A running conference without a list set here
+    /// has none; any other unknown session gets 404.
+    pub fn set_participants(&self, session_id: &str, ps: Vec<Participant>) {
+        lock(&self.shared.state)
+            .participants
+            .insert(session_id.to_string(), ps);
+    }
+
+    pub fn set_users(&self, users: Vec<User>) {
+        lock(&self.shared.state).users = users;
+    }
+
+    /// `n` users "user00001"...; every `online_every`-th one (the k-th, 2k-th, ...)
+    /// is online with statuses cycling 1, 2, 5, the others cycle 0, -1.
+    /// Returns how many are online.
+    pub fn generate_users(&self, n: usize, online_every: usize) -> usize {
+        let (mut on, mut off) = (0usize, 0usize);
+        let users = (0..n)
+            .map(|i| {
+                let status = if online_every > 0 && (i + 1) % online_every == 0 {
+                    on += 1;
+                    [1, 2, 5][(on - 1) % 3]
+                } else {
+                    off += 1;
+                    [0, -1][(off - 1) % 2]
+                };
+                User {
+                    id: format!("user{:05}", i + 1),
+                    status,
+                }
+            })
+            .collect();
+        self.set_users(users);
+        on
+    }
+
+    /// `expires_in` of tokens issued from now on; they really expire then.
+    pub fn set_token_ttl(&self, secs: u64) {
+        lock(&self.shared.state).token_ttl = secs;
+    }
+
+    /// Every token issued so far becomes invalid (403 accessTokenInvalid).
+    pub fn expire_tokens(&self) {
+        lock(&self.shared.state).tokens.clear();
+    }
+
+    /// false: the token endpoint answers 400 invalid_client.
+    pub fn set_credentials_valid(&self, ok: bool) {
+        lock(&self.shared.state).credentials_valid = ok;
+    }
+
+    /// A fixed token (the server's secret key) that is accepted too.
+    pub fn set_static_token(&self, token: &str) {
+        lock(&self.shared.state).static_token = Some(token.to_string());
+    }
+
+    /// API paths starting with `path_prefix` (after /api/v3.3, e.g. "/logs/calls")
+    /// answer 403 reason "forbidden". Cumulative.
+    pub fn set_missing_scope(&self, path_prefix: &str) {
+        lock(&self.shared.state)
+            .missing_scopes
+            .push(path_prefix.to_string());
+    }
+
+    pub fn clear_missing_scopes(&self) {
+        lock(&self.shared.state).missing_scopes.clear();
+    }
+
+    /// Every API answer (token endpoint included, /vsstatus not) waits that long.
+    pub fn set_delay(&self, d: Duration) {
+        lock(&self.shared.state).delay = d;
+    }
+
+    /// API version in paths (default "v3.3").
+    pub fn set_api_version(&self, version: &str) {
+        lock(&self.shared.state).api_prefix = format!("/api/{version}");
+    }
+
+    /// A one-shot answer for the next request whose decoded path starts with
+    /// `path_prefix` (e.g. "/api/v3.3/logs/calls"); FIFO.
+    pub fn script(&self, path_prefix: &str, reply: ApiReply) {
+        lock(&self.shared.state)
+            .scripts
+            .push_back((path_prefix.to_string(), reply));
+    }
+
+    /// up: /vsstatus answers; down: the status port refuses connections (the
+    /// listener is closed when this returns; up again re-binds the same port).
+    pub fn set_up(&self, up: bool) {
+        let mut status = lock(&self.status);
+        match (up, status.is_some()) {
+            (false, true) => {
+                lock(&self.shared.state).status_epoch += 1;
+                self.shared.changed();
+                if let Some(mut a) = status.take() {
+                    a.stop();
+                }
+            }
+            (true, false) => {
+                let addr = SocketAddr::from(([127, 0, 0, 1], self.status_port));
+                let listener = TcpListener::bind(addr).unwrap_or_else(|e| {
+                    panic!("fake TrueConf: cannot re-bind the status port {addr}: {e}")
+                });
+                *status = Some(start_status(listener, &self.shared));
+            }
+            _ => {}
+        }
+    }
+
+    /// Answer /vsstatus with this HTTP status instead of 200 (e.g. 503).
+    pub fn set_status_reply(&self, status: u16) {
+        lock(&self.shared.state).status_reply = (status != 200).then_some(status);
+    }
+
+    /// true: /vsstatus connections are accepted but never answered (until false).
+    pub fn set_status_hang(&self, hang: bool) {
+        lock(&self.shared.state).status_hang = hang;
+        self.shared.changed();
+    }
+
+    /// API and token requests, in order of arrival.
+    pub fn requests(&self) -> Vec<Req> {
+        lock(&self.shared.state).requests.clone()
+    }
+
+    /// Decoded conference ids of every authenticated POST .../conferences/{id}/stop.
+    pub fn stop_requests(&self) -> Vec<String> {
+        lock(&self.shared.state).stops.clone()
+    }
+
+    /// Waits until at least `n` requests match `pred`; returns the matching ones
+    /// (fewer on timeout).
+    pub fn wait_requests(&self, timeout: Duration, pred: impl Fn(&Req) -> bool, n: usize) -> Vec<Req> {
+        let deadline = Instant::now() + timeout;
+        let mut st = lock(&self.shared.state);
+        loop {
+            let found: Vec<Req> = st.requests.iter().filter(|r| pred(r)).cloned().collect();
+            if found.len() >= n {
+                return found;
+            }
+            let (g, more) = wait_deadline(&self.shared.cv, st, deadline);
+            st = g;
+            if !more {
+                return st.requests.iter().filter(|r| pred(r)).cloned().collect();
+            }
+        }
+    }
+
+    /// /vsstatus requests answered.
+    pub fn probe_count(&self) -> usize {
+        lock(&self.shared.state).probes
+    }
+
+    /// Waits until `probe_count() >= n`; returns the count.
+    pub fn wait_probe_count(&self, timeout: Duration, n: usize) -> usize {
+        let deadline = Instant::now() + timeout;
+        let mut st = lock(&self.shared.state);
+        while st.probes < n {
+            let (g, more) = wait_deadline(&self.shared.cv, st, deadline);
+            st = g;
+            if !more {
+                break;
+            }
+        }
+        st.probes
+    }
+}
+
+impl Drop for FakeTrueConf {
+    fn drop(&mut self) {
+        lock(&self.shared.state).shutdown = true;
+        self.shared.changed();
+        if let Some(mut a) = lock(&self.status).take() {
+            a.stop();
+        }
+        if let Some(mut a) = self.front.take() {
+            a.stop();
+        }
+        self.server.unblock();
+        if let Some(t) = self.api_thread.take() {
+            let _ = t.join();
+        }
+        let workers = std::mem::take(&mut *lock(&self.shared.workers));
+        for w in workers {
+            let _ = w.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Certificates
+
+struct Certs {
+    ca_pem: String,
+    leaf_pem: String,
+    leaf_der: CertificateDer<'static>,
+    leaf_key: PrivateKeyDer<'static>,
+    self_pem: String,
+    self_der: CertificateDer<'static>,
+    self_key: PrivateKeyDer<'static>,
+    other_pem: String,
+}
+
+impl Certs {
+    fn generate() -> Certs {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair, KeyUsagePurpose,
+        };
+        let fail = |e: rcgen::Error| -> ! { panic!("fake TrueConf: certificate generation: {e}") };
+        let params = |cn: &str, sans: &[&str]| {
+            let mut p = CertificateParams::new(
+                sans.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            )
+            .unwrap_or_else(|e| fail(e));
+            p.distinguished_name.push(DnType::CommonName, cn);
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2099, 12, 31);
+            p
+        };
+        let key = || KeyPair::generate().unwrap_or_else(|e| fail(e));
+        let der_key = |k: &KeyPair| PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(k.serialize_der()));
+
+        // A private CA and a leaf it signs.
+        let mut ca_params = params("TrueConf Test CA", &[]);
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_key = key();
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap_or_else(|e| fail(e));
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        let mut leaf_params = params("localhost", &["127.0.0.1", "localhost"]);
+        leaf_params.is_ca = IsCa::ExplicitNoCa;
+        leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        leaf_params.use_authority_key_identifier_extension = true;
+        let leaf_key = key();
+        let leaf = leaf_params
+            .signed_by(&leaf_key, &issuer)
+            .unwrap_or_else(|e| fail(e));
+
+        // Self-signed with CA:TRUE, the way `openssl req -x509` makes them.
+        let self_signed = |cn: &str| {
+            let mut p = params(cn, &["127.0.0.1"]);
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            let k = key();
+            let c = p.self_signed(&k).unwrap_or_else(|e| fail(e));
+            (c, k)
+        };
+        let (self_cert, self_key) = self_signed("127.0.0.1");
+        let (other_cert, _) = self_signed("127.0.0.1");
+
+        Certs {
+            ca_pem: ca_cert.pem(),
+            leaf_pem: leaf.pem(),
+            leaf_der: leaf.der().clone(),
+            leaf_key: der_key(&leaf_key),
+            self_pem: self_cert.pem(),
+            self_der: self_cert.der().clone(),
+            self_key: der_key(&self_key),
+            other_pem: other_cert.pem(),
+        }
+    }
+}
+
+fn server_config(
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+) -> Arc<rustls::ServerConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("fake TrueConf: TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .expect("fake TrueConf: TLS certificate");
+    Arc::new(config)
+}
+
+// ---------------------------------------------------------------------------
+// TLS front: terminates TLS and pipes the plaintext to the internal tiny_http port.
+
+fn tls_accept(
+    client: TcpStream,
+    backend_addr: SocketAddr,
+    config: &Arc<rustls::ServerConfig>,
+    conns: &Mutex<Conns>,
+) {
+    let Ok(backend) = TcpStream::connect(backend_addr) else {
+        return;
+    };
+    let (Ok(c2), Ok(b2)) = (client.try_clone(), backend.try_clone()) else {
+        return;
+    };
+    let config = config.clone();
+    match std::thread::Builder::new()
+        .name("fake-trueconf-tls-conn".into())
+        .spawn(move || tls_connection(client, backend, config))
+    {
+        Ok(h) => lock(conns).add(vec![c2, b2], h),
+        Err(e) => eprintln!("fake TrueConf: cannot spawn: {e}"),
+    }
+}
+
+/// Reads every plaintext byte rustls has; true when the peer sent close_notify.
+fn drain_plaintext(conn: &mut rustls::ServerConnection, out: &mut Vec<u8>) -> bool {
+    let mut buf = [0u8; 8192];
+    loop {
+        match conn.reader().read(&mut buf) {
+            Ok(0) => return true,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return false, // WouldBlock: nothing more for now
+        }
+    }
+}
+
+fn tls_connection(client: TcpStream, backend: TcpStream, config: Arc<rustls::ServerConfig>) {
+    let close = |client: &TcpStream, backend: &TcpStream| {
+        let _ = client.shutdown(Shutdown::Both);
+        let _ = backend.shutdown(Shutdown::Both);
+    };
+    let Ok(mut conn) = rustls::ServerConnection::new(config) else {
+        close(&client, &backend);
+        return;
+    };
+    // Handshake, bounded in time; a client hanging up mid-way just ends this.
+    let _ = client.set_read_timeout(Some(Duration::from_secs(10)));
+    while conn.is_handshaking() {
+        match conn.complete_io(&mut &client) {
+            Ok((0, 0)) | Err(_) => {
+                close(&client, &backend);
+                return;
+            }
+            Ok(_) => {}
+        }
+    }
+    let _ = client.set_read_timeout(None);
+    let mut early = Vec::new();
+    let peer_closed = drain_plaintext(&mut conn, &mut early);
+    if (!early.is_empty() && (&backend).write_all(&early).is_err()) || peer_closed {
+        close(&client, &backend);
+        return;
+    }
+
+    let conn = Arc::new(Mutex::new(conn));
+    // Backend -> client.
+    let back = {
+        let (Ok(client), Ok(backend)) = (client.try_clone(), backend.try_clone()) else {
+            close(&client, &backend);
+            return;
+        };
+        let conn = conn.clone();
+        std::thread::Builder::new()
+            .name("fake-trueconf-tls-back".into())
+            .spawn(move || {
+                let mut buf = vec![0u8; 16384];
+                'pipe: loop {
+                    let n = match (&backend).read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(_) => break,
+                    };
+                    let mut c = lock(&conn);
+                    let mut rest = &buf[..n];
+                    while !rest.is_empty() {
+                        let k = match c.writer().write(rest) {
+                            Ok(k) => k,
+                            Err(_) => break 'pipe,
+                        };
+                        rest = &rest[k..];
+                        let mut wrote = false;
+                        while c.wants_write() {
+                            match c.write_tls(&mut &client) {
+                                Ok(_) => wrote = true,
+                                Err(_) => break 'pipe,
+                            }
+                        }
+                        if k == 0 && !wrote {
+                            break 'pipe;
+                        }
+                    }
+                }
+                let mut c = lock(&conn);
+                c.send_close_notify();
+                while c.wants_write() {
+                    if c.write_tls(&mut &client).is_err() {
+                        break;
+                    }
+                }
+                let _ = client.shutdown(Shutdown::Write);
+            })
+    };
+    let Ok(back) = back else {
+        close(&client, &backend);
+        return;
+    };
+
+    // Client -> backend.
+    let mut buf = vec![0u8; 16384];
+    loop {
+        let n = match (&client).read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        let mut plain = Vec::new();
+        let mut done = false;
+        {
+            let mut c = lock(&conn);
+            let mut rd = &buf[..n];
+            while !rd.is_empty() {
+                match c.read_tls(&mut rd) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(_) => {
+                        done = true;
+                        break;
+                    }
+                }
+                if c.process_new_packets().is_err() {
+                    done = true;
+                    break;
+                }
+                if drain_plaintext(&mut c, &mut plain) {
+                    done = true;
+                }
+            }
+            while c.wants_write() {
+                if c.write_tls(&mut &client).is_err() {
+                    done = true;
+                    break;
+                }
+            }
+        }
+        if !plain.is_empty() && (&backend).write_all(&plain).is_err() {
+            break;
+        }
+        if done {
+            break;
+        }
+    }
+    let _ = backend.shutdown(Shutdown::Both);
+    let _ = back.join();
+    let _ = client.shutdown(Shutdown::Both);
+}
+
+// ---------------------------------------------------------------------------
+// Status port (/vsstatus), plain HTTP with Connection: close.
+
+fn start_status(listener: TcpListener, shared: &Arc<Shared>) -> Acceptor {
+    let shared = shared.clone();
+    Acceptor::start(listener, "fake-trueconf-status", move |stream, conns| {
+        let Ok(s2) = stream.try_clone() else {
+            return;
+        };
+        let shared = shared.clone();
+        match std::thread::Builder::new()
+            .name("fake-trueconf-status-conn".into())
+            .spawn(move || status_connection(stream, &shared))
+        {
+            Ok(h) => lock(conns).add(vec![s2], h),
+            Err(e) => eprintln!("fake TrueConf: cannot spawn: {e}"),
+        }
+    })
+}
+
+fn status_connection(mut stream: TcpStream, shared: &Shared) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut head = Vec::new();
+    let mut buf = [0u8; 2048];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16384 {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    if head.is_empty() {
+        return;
+    }
+    let head = String::from_utf8_lossy(&head);
+    let mut parts = head.lines().next().unwrap_or("").split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = target.split('?').next().unwrap_or("");
+    let (status, body) = if method.is_empty() || !target.starts_with('/') {
+        (400, "<html><body>Bad Request</body></html>".to_string())
+    } else if path == "/vsstatus" {
+        let mut st = lock(&shared.state);
+        let epoch = st.status_epoch;
+        while st.status_hang && !st.shutdown && st.status_epoch == epoch {
+            st = match shared.cv.wait(st) {
+                Ok(g) => g,
+                Err(e) => e.into_inner(),
+            };
+        }
+        if st.shutdown || st.status_epoch != epoch {
+            return;
+        }
+        st.probes += 1;
+        let reply = st.status_reply;
+        drop(st);
+        shared.changed();
+        match reply {
+            Some(code) => (code, format!("<html><body>{code}</body></html>")),
+            None => (200, format!("{PRODUCT}<br/>Status:OK <br/>")),
+        }
+    } else {
+        (404, "<html><body>Not Found</body></html>".to_string())
+    };
+    let response = format!(
+        "HTTP/1.1 {status} {}\r\nServer: {PRODUCT}\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        reason(status),
+        body.len(),
+        if method.eq_ignore_ascii_case("HEAD") { "" } else { body.as_str() }
+    );
+    let _ = stream.write_all(response.as_bytes());
+    let _ = stream.flush();
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
+}
+
+// ---------------------------------------------------------------------------
+// API requests
+
+fn accept_request(shared: &Arc<Shared>, mut rq: tiny_http::Request) {
+    let url = rq.url().to_string();
+    let (raw_path, query_str) = url.split_once('?').unwrap_or((url.as_str(), ""));
+    let query = parse_form(query_str);
+    let headers: Vec<(String, String)> = rq
+        .headers()
+        .iter()
+        .map(|h| (h.field.as_str().as_str().to_string(), h.value.as_str().to_string()))
+        .collect();
+    let bearer = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("Authorization"))
+        .and_then(|(_, v)| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_string())
+        });
+    let query_token = query
+        .iter()
+        .find(|(k, _)| k == "access_token")
+        .map(|(_, v)| v.clone());
+    let req = Req {
+        method: rq.method().as_str().to_ascii_uppercase(),
+        path: percent_decode(raw_path, false),
+        raw_path: raw_path.to_string(),
+        query,
+        token: query_token.clone().or_else(|| bearer.clone()),
+        body: read_body(rq.as_reader()),
+        headers,
+        at: Instant::now(),
+    };
+    let both_tokens = query_token.is_some() && bearer.is_some();
+    {
+        let mut st = lock(&shared.state);
+        st.requests.push(req.clone());
+    }
+    shared.changed();
+    let sh = shared.clone();
+    let mut workers = lock(&shared.workers);
+    reap(&mut workers);
+    match std::thread::Builder::new()
+        .name("fake-trueconf-worker".into())
+        .spawn(move || answer_request(&sh, rq, req, both_tokens))
+    {
+        Ok(h) => workers.push(h),
+        Err(e) => eprintln!("fake TrueConf: cannot spawn a worker: {e}"),
+    }
+}
+
+/// Waits `d` unless the fake is dropped first; false when it was dropped.
+fn pause(shared: &Shared, d: Duration) -> bool {
+    let deadline = Instant::now() + d;
+    let mut st = lock(&shared.state);
+    while !st.shutdown {
+        let (g, more) = wait_deadline(&shared.cv, st, deadline);
+        st = g;
+        if !more {
+            break;
+        }
+    }
+    !st.shutdown
+}
+
+struct Answer {
+    status: u16,
+    content_type: String,
+    body: String,
+}
+
+fn json_answer(status: u16, body: Value) -> Answer {
+    Answer {
+        status,
+        content_type: "application/json; charset=UTF-8".into(),
+        body: body.to_string(),
+    }
+}
+
+fn nested_error(code: u16, reason: &str, message: &str, location: Option<(&str, &str)>) -> Answer {
+    let mut e = json!({ "reason": reason, "message": message });
+    if let Some((kind, name)) = location {
+        e["locationType"] = json!(kind);
+        e["location"] = json!(name);
+    }
+    json_answer(
+        code,
+        json!({ "error": { "code": code, "message": reason_phrase(code), "errors": [e] } }),
+    )
+}
+
+fn reason_phrase(code: u16) -> &'static str {
+    reason(code)
+}
+
+fn not_found() -> Answer {
+    nested_error(
+        404,
+        "notFound",
+        "The requested URL was not found on this server.",
+        None,
+    )
+}
+
+fn answer_request(shared: &Shared, rq: tiny_http::Request, req: Req, both_tokens: bool) {
+    let (scripted, delay) = {
+        let mut st = lock(&shared.state);
+        let i = st.scripts.iter().position(|(p, _)| req.path.starts_with(p.as_str()));
+        (i.and_then(|i| st.scripts.remove(i)).map(|(_, r)| r), st.delay)
+    };
+    let mut alive = true;
+    if let Some(ApiReply::Hang(d)) = &scripted {
+        alive = pause(shared, *d);
+    }
+    if alive && !delay.is_zero() {
+        alive = pause(shared, delay);
+    }
+    let answer = if !alive {
+        json_answer(503, json!({ "error": "shutting down" }))
+    } else if let Some(ApiReply::Status {
+        status,
+        content_type,
+        body,
+    }) = scripted
+    {
+        Answer {
+            status,
+            content_type,
+            body,
+        }
+    } else {
+        let mut st = lock(&shared.state);
+        let a = route(&mut st, &req, both_tokens);
+        drop(st);
+        shared.changed();
+        a
+    };
+    let mut resp = tiny_http::Response::from_string(answer.body).with_status_code(answer.status);
+    if let Ok(h) =
+        tiny_http::Header::from_bytes(&b"Content-Type"[..], answer.content_type.as_bytes())
+    {
+        resp.add_header(h);
+    }
+    let _ = rq.respond(resp);
+}
+
+fn route(st: &mut State, req: &Req, both_tokens: bool) -> Answer {
+    if req.raw_path.contains('#') {
+        return not_found();
+    }
+    if req.path == "/oauth2/v1/token" {
+        return token_endpoint(st, req);
+    }
+    let prefix = st.api_prefix.clone();
+    let Some(raw_rest) = req.raw_path.strip_prefix(prefix.as_str()) else {
+        return not_found();
+    };
+    if !(raw_rest.is_empty() || raw_rest.starts_with('/')) {
+        return not_found();
+    }
+    // Authentication.
+    if both_tokens {
+        return json_answer(
+            400,
+            json!({
+                "error": "invalid_request",
+                "error_description": "Only one method may be used to authenticate at a time (Auth header, GET or POST)"
+            }),
+        );
+    }
+    let now = Instant::now();
+    let valid = match &req.token {
+        Some(t) => {
+            st.static_token.as_deref() == Some(t.as_str())
+                || st.tokens.get(t).is_some_and(|exp| *exp > now)
+        }
+        None => false,
+    };
+    if !valid {
+        return nested_error(403, "accessTokenInvalid", "Access token is invalid", None);
+    }
+    let rest = req.path.strip_prefix(prefix.as_str()).unwrap_or("");
+    if st.missing_scopes.iter().any(|s| rest.starts_with(s.as_str())) {
+        return nested_error(
+            403,
+            "forbidden",
+            "The access token does not have the scope required for this request",
+            None,
+        );
+    }
+    let segs: Vec<&str> = raw_rest.trim_start_matches('/').split('/').collect();
+    match (req.method.as_str(), segs.as_slice()) {
+        ("GET", ["logs", "calls"]) => logs_calls(st, req),
+        ("GET", ["conference-sessions", id, "participants"]) => {
+            participants(st, &percent_decode(id, false))
+        }
+        ("GET", ["users"]) => users(st, req),
+        ("POST", ["conferences", id, "stop"]) => stop(st, &percent_decode(id, false)),
+        (_, ["conferences", _, "stop"]) => nested_error(
+            405,
+            "methodNotAllowed",
+            "The request method is not supported for this resource.",
+            None,
+        ),
+        _ => not_found(),
+    }
+}
+
+fn token_endpoint(st: &mut State, req: &Req) -> Answer {
+    let oauth_error = |code: u16, error: &str, description: &str| {
+        json_answer(
+            code,
+            json!({ "error": error, "error_description": description }),
+        )
+    };
+    if req.method != "POST" {
+        return oauth_error(
+            405,
+            "invalid_request",
+            "The request method must be POST when requesting an access token",
+        );
+    }
+    let is_json = req
+        .header("Content-Type")
+        .is_some_and(|c| c.to_ascii_lowercase().contains("json"))
+        || req.body.trim_start().starts_with('{');
+    let params: HashMap<String, String> = if is_json {
+        match serde_json::from_str::<Value>(&req.body) {
+            Ok(Value::Object(o)) => o
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    (k, v)
+                })
+                .collect(),
+            _ => HashMap::new(),
+        }
+    } else {
+        parse_form(&req.body).into_iter().collect()
+    };
+    let get = |k: &str| params.get(k).map(String::as_str);
+    match get("grant_type") {
+        None | Some("") => {
+            return oauth_error(
+                400,
+                "invalid_request",
+                "The grant type was not specified in the request",
+            );
+        }
+        Some("client_credentials") => {}
+        Some(other) => {
+            return oauth_error(
+                400,
+                "unsupported_grant_type",
+                &format!("Grant type \"{other}\" not supported"),
+            );
+        }
+    }
+    if get("client_id").is_none() {
+        return oauth_error(
+            400,
+            "invalid_client",
+            "Client credentials were not found in the headers or body",
+        );
+    }
+    if !st.credentials_valid
+        || get("client_id") != Some(CLIENT_ID)
+        || get("client_secret") != Some(CLIENT_SECRET)
+    {
+        return oauth_error(
+            400,
+            "invalid_client",
+            "The client credentials are invalid",
+        );
+    }
+    let token = random_hex(40);
+    let ttl = st.token_ttl;
+    st.tokens
+        .insert(token.clone(), Instant::now() + Duration::from_secs(ttl));
+    json_answer(
+        200,
+        json!({ "access_token": token, "expires_in": ttl, "token_type": "Bearer", "scope": SCOPE }),
+    )
+}
+
+fn query_int(req: &Req, key: &str) -> Option<i64> {
+    req.query_value(key).and_then(|v| v.trim().parse().ok())
+}
+
+fn logs_calls(st: &State, req: &Req) -> Answer {
+    let size = match query_int(req, "page_size") {
+        Some(n) if n > 0 => n.min(500) as usize,
+        _ => 200,
+    };
+    let page = query_int(req, "page_id").unwrap_or(1).max(1) as usize;
+    let ordered: Vec<&ConfEntry> = st
+        .confs
+        .iter()
+        .filter(|e| e.conf.running)
+        .chain(st.confs.iter().filter(|e| !e.conf.running))
+        .collect();
+    let list: Vec<Value> = ordered
+        .iter()
+        .skip((page - 1).saturating_mul(size))
+        .take(size)
+        .map(|e| {
+            let c = &e.conf;
+            json!({
+                "conference_id": c.conference_id,
+                "named_conf_id": c.named_conf_id,
+                "topic": c.topic,
+                "class": c.class,
+                "type": if c.class > 1 { 5 } else { 0 },
+                "subtype": 0,
+                "owner": c.owner,
+                "participant_count": c.participant_count,
+                "start_time": php_date(e.start),
+                "end_time": if c.running { Value::Null } else { php_date(e.end.unwrap_or(e.start + c.duration)) },
+                "duration": c.duration,
+            })
+        })
+        .collect();
+    json_answer(200, json!({ "cnt": ordered.len(), "list": list }))
+}
+
+fn participants(st: &State, session_id: &str) -> Answer {
+    let list = match st.participants.get(session_id) {
+        Some(ps) => ps.clone(),
+        None if st
+            .confs
+            .iter()
+            .any(|e| e.conf.running && e.conf.conference_id == session_id) =>
+        {
+            Vec::new()
+        }
+        None => {
+            return nested_error(
+                404,
+                "conferenceSessionNotFound",
+                &format!("Conference session '{session_id}' is not found."),
+                Some(("path", "session_id")),
+            );
+        }
+    };
+    let items: Vec<Value> = list
+        .iter()
+        .map(|p| json!({ "id": p.id, "display_name": p.display_name, "role": p.role }))
+        .collect();
+    json_answer(200, json!({ "count": items.len(), "participants": items }))
+}
+
+fn users(st: &State, req: &Req) -> Answer {
+    let size = match query_int(req, "page_size") {
+        Some(n) if n > 0 => n.min(1000) as usize,
+        _ => 100,
+    };
+    let page = query_int(req, "page_id").unwrap_or(0).max(0) as usize;
+    let start = page.saturating_mul(size);
+    let items: Vec<Value> = st
+        .users
+        .iter()
+        .skip(start)
+        .take(size)
+        .map(|u| {
+            json!({
+                "id": u.id,
+                "uid": format!("{}@{DOMAIN}", u.id),
+                "display_name": u.id,
+                "is_active": 1,
+                "status": u.status,
+            })
+        })
+        .collect();
+    let next = if start.saturating_add(size) < st.users.len() {
+        page as i64 + 1
+    } else {
+        -1
+    };
+    json_answer(200, json!({ "next_page_id": next, "users": items }))
+}
+
+fn stop(st: &mut State, id: &str) -> Answer {
+    st.stops.push(id.to_string());
+    let now = unix_now();
+    match st
+        .confs
+        .iter_mut()
+        .find(|e| e.conf.running && e.conf.named_conf_id.as_deref() == Some(id))
+    {
+        Some(e) => {
+            e.conf.running = false;
+            e.end = Some(now);
+            json_answer(200, json!({ "state": "stopped" }))
+        }
+        None => nested_error(
+            404,
+            "conferenceNotFound",
+            &format!("Conference '{id}' is not found."),
+            Some(("path", "conference_id")),
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Small helpers
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A PHP DateTime as JSON: {"date":"2025-01-01 10:00:00.000000","timezone_type":3,"timezone":"UTC"}.
+pub fn php_date(unix: i64) -> Value {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (proleptic Gregorian, 400-year eras).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    json!({
+        "date": format!(
+            "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.000000",
+            secs / 3600,
+            secs % 3600 / 60,
+            secs % 60
+        ),
+        "timezone_type": 3,
+        "timezone": "UTC",
+    })
+}
+
+fn random_hex(len: usize) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut out = String::with_capacity(len + 16);
+    while out.len() < len {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        h.write_u128(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out.truncate(len);
+    out
+}
