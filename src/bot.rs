@@ -383,6 +383,10 @@ impl Dispatcher<'_> {
                     log::warn!("telegram sendMessage: {e}");
                 }
             }
+            Some("audit") if role == Role::Operator => {
+                let records = crate::audit::read_last(&ctx.settings.state_dir, screen::AUDIT_SHOWN);
+                show(&ctx.tg, chat_id, None, &screen::audit(tr, &records, 0));
+            }
             Some("status") => {
                 let job = worker::Overview::start(&self.ctx, chat_id, lang.clone());
                 for w in self.workers {
@@ -435,6 +439,10 @@ impl Dispatcher<'_> {
         };
         match (press, server) {
             (Press::Nothing, _) => {}
+            (Press::Audit(page), _) => {
+                let records = crate::audit::read_last(&ctx.settings.state_dir, screen::AUDIT_SHOWN);
+                show(&ctx.tg, chat_id, message_id, &screen::audit(tr, &records, page));
+            }
             (Press::Picker, _) => show(&ctx.tg, chat_id, message_id, &screen::picker(tr, &ctx.settings.servers)),
             (Press::Menu(_), Some(index)) => {
                 show(&ctx.tg, chat_id, message_id, &screen::menu(tr, &ctx.settings.servers[index]))

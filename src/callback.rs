@@ -30,6 +30,8 @@ pub enum Press {
     AskStop(String, String, List),
     /// Stop it (confirmed).
     Stop(String, String, List),
+    /// A page of the audit log (operators).
+    Audit(u32),
     /// A button that only shows something (the page number).
     Nothing,
 }
@@ -46,6 +48,7 @@ impl Press {
             Press::Forgotten(s, minutes, page) => format!("f:{s}:{minutes}:{page}"),
             Press::AskStop(s, c, list) => format!("x:{s}:{c}:{}", encode_list(*list)),
             Press::Stop(s, c, list) => format!("y:{s}:{c}:{}", encode_list(*list)),
+            Press::Audit(page) => format!("a:{page}"),
             Press::Nothing => "n".into(),
         }
     }
@@ -60,6 +63,7 @@ impl Press {
         let press = match (parts[0], parts.len()) {
             ("p", 1) => Press::Picker,
             ("n", 1) => Press::Nothing,
+            ("a", 2) => Press::Audit(num(1)?),
             ("m", 2) => Press::Menu(key(1)?),
             ("s", 2) => Press::Status(key(1)?),
             ("u", 2) => Press::Online(key(1)?),
@@ -90,7 +94,7 @@ impl Press {
     /// The server this press is about, if any.
     pub fn server(&self) -> Option<&str> {
         match self {
-            Press::Picker | Press::Nothing => None,
+            Press::Picker | Press::Nothing | Press::Audit(_) => None,
             Press::Menu(s)
             | Press::Status(s)
             | Press::Monitor(s, _)
@@ -104,7 +108,10 @@ impl Press {
 
     /// Whether only operators may press it.
     pub fn needs_operator(&self) -> bool {
-        matches!(self, Press::Monitor(..) | Press::AskStop(..) | Press::Stop(..))
+        matches!(
+            self,
+            Press::Monitor(..) | Press::AskStop(..) | Press::Stop(..) | Press::Audit(_)
+        )
     }
 }
 
@@ -160,6 +167,7 @@ mod tests {
         let all = [
             Press::Picker,
             Press::Nothing,
+            Press::Audit(999_999),
             Press::Menu(s.clone()),
             Press::Status(s.clone()),
             Press::Monitor(s.clone(), true),

@@ -15,8 +15,10 @@ use crate::trueconf::{Call, Online, Problem};
 
 /// Text budget of one list page; below 4096 to leave room for a notice.
 const PAGE_BUDGET: usize = 3600;
-/// Conferences per page (one stop button each).
+/// Conferences (or audit lines) per page (one stop button each).
 const PAGE_ENTRIES: usize = 8;
+/// How many audit records `/audit` shows.
+pub const AUDIT_SHOWN: usize = 20;
 /// The thresholds offered on the forgotten screen, in minutes.
 pub const THRESHOLDS: [u32; 4] = [60, 120, 240, 480];
 
@@ -331,6 +333,25 @@ fn entry(tr: Tr, server: &Server, n: usize, e: &Entry) -> String {
     s
 }
 
+/// A conference the scheduled scan found forgotten (SPEC §8.1), pushed to
+/// operators with a one-tap stop (confirmation as usual).
+pub fn scan_alert(tr: Tr, server: &Server, call: &Call, auto_stop_in: Option<Duration>) -> Screen {
+    let entry = entry(tr, server, 1, &Entry { call, unknown: false });
+    let entry = entry.strip_prefix("<b>1.</b> ").unwrap_or(&entry);
+    let mut text = tr.f("scan_alert", &[("name", &escape(&server.name)), ("entry", entry)]);
+    if let Some(d) = auto_stop_in {
+        text.push_str("\n\n");
+        text.push_str(&tr.f("scan_alert_auto", &[("duration", &human_duration(tr, d))]));
+    }
+    let mut keyboard = Vec::new();
+    if let Some(id) = &call.conference_id {
+        let press = Press::AskStop(server.key.clone(), conference_key(&call.session_id), List::Forgotten(0));
+        keyboard.push(vec![Button::callback(tr.f("stop_button", &[("id", &shorten(id, 40))]), press.encode())]);
+    }
+    keyboard.push(vec![Button::callback(tr.t("menu_forgotten"), Press::Forgotten(server.key.clone(), 0, 0).encode())]);
+    Screen { text, keyboard }
+}
+
 /// The confirmation before a stop (SPEC §7.7).
 pub fn confirm_stop(tr: Tr, server: &Server, call: &Call, list: List) -> Screen {
     let id = call.conference_id.as_deref().unwrap_or("");
@@ -407,6 +428,57 @@ pub fn problem(tr: Tr, server: &Server, problem: &Problem, retry: Press) -> Scre
             back_to_menu(tr, server),
         ]],
     }
+}
+
+/// A page of the audit log, newest first (SPEC §8.3).
+pub fn audit(tr: Tr, records: &[crate::audit::Record], page: u32) -> Screen {
+    let lines: Vec<String> = records
+        .iter()
+        .rev()
+        .map(|r| {
+            let action_key = format!("audit_action_{}", r.action);
+            let action = match tr.t(&action_key) {
+                text if text == action_key => r.action.clone(),
+                text => text.to_string(),
+            };
+            tr.f(
+                "audit_line",
+                &[
+                    ("time", &escape(&r.time.replace('T', " ").replace('Z', " UTC"))),
+                    ("user", &escape(&shorten(&r.user, 40))),
+                    ("server", &escape(&shorten(&r.server, 60))),
+                    ("action", &escape(&action)),
+                    ("conference", &escape(&shorten(r.conference.as_deref().unwrap_or(""), 60))),
+                    ("result", &escape(&shorten(&r.result, 80))),
+                ],
+            )
+        })
+        .collect();
+    let mut text = tr.t("audit_title").to_string();
+    let mut keyboard = Vec::new();
+    if lines.is_empty() {
+        text.push_str("\n\n");
+        text.push_str(tr.t("audit_empty"));
+        return Screen { text, keyboard };
+    }
+    let pages = paginate(&lines);
+    let page = (page as usize).min(pages.len() - 1);
+    for line in &lines[pages[page].clone()] {
+        text.push_str("\n\n");
+        text.push_str(line);
+    }
+    if pages.len() > 1 {
+        let mut nav = Vec::new();
+        if page > 0 {
+            nav.push(Button::callback("‹", Press::Audit(page as u32 - 1).encode()));
+        }
+        nav.push(Button::callback(format!("{}/{}", page + 1, pages.len()), Press::Nothing.encode()));
+        if page + 1 < pages.len() {
+            nav.push(Button::callback("›", Press::Audit(page as u32 + 1).encode()));
+        }
+        keyboard.push(nav);
+    }
+    Screen { text, keyboard }
 }
 
 /// `h:mm:ss`.

@@ -34,7 +34,7 @@ pub struct ServerState {
     /// When the last DOWN alert or reminder went out (unix seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_alert: Option<u64>,
-    /// Forgotten conferences already pushed to operators: session id → unix seconds.
+    /// Forgotten conferences already pushed to operators: session id → unix milliseconds.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub forgotten_alerted: BTreeMap<String, u64>,
 }
@@ -61,6 +61,14 @@ pub struct Store {
 }
 
 pub const FILE_NAME: &str = "state.json";
+
+/// Unix time in milliseconds.
+pub fn now_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
 
 /// Unix time in seconds.
 pub fn now_unix() -> u64 {

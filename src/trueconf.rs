@@ -408,6 +408,32 @@ impl TrueConf {
     }
 }
 
+/// Single steps for `trueconf-bot check`.
+impl TrueConf {
+    /// An HTTPS request to the web root: any HTTP answer proves TLS works.
+    pub fn check_tls(&self) -> Result<u16, Problem> {
+        let response = self.http.get(&format!("{}/", self.base), &[], None)?;
+        Ok(response.status)
+    }
+
+    /// Gets a token: `Ok(true)` from the grant, `Ok(false)` for a fixed token.
+    pub fn check_token(&self) -> Result<bool, Problem> {
+        if self.fixed.is_some() {
+            self.token()?;
+            return Ok(false);
+        }
+        self.token()?;
+        Ok(true)
+    }
+
+    /// One small page of `/users`.
+    pub fn check_users(&self) -> Result<(), Problem> {
+        let body = self.api(false, "/users", &[("page_size", "1")], "users")?;
+        body.get("users").and_then(Value::as_array).ok_or(Problem::BadAnswer)?;
+        Ok(())
+    }
+}
+
 fn check_auth(response: Response) -> Auth {
     match response.status {
         401 => Auth::TokenInvalid,

@@ -3,7 +3,7 @@
 //! only ever delays its own worker, never the poller or another server.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,8 @@ use crate::config::{Role, Server};
 use crate::html::escape;
 use crate::monitor::{self, MonitorCmd};
 use crate::screen::{self, Entry, Screen, StatusView, Tr};
-use crate::state::now_unix;
+use crate::notify::Notice;
+use crate::state::{now_unix, now_unix_ms};
 use crate::telegram::User;
 use crate::trueconf::{Call, Problem, Stopped, TrueConf};
 
@@ -63,12 +64,25 @@ pub fn run(ctx: &Ctx, index: usize, jobs: Receiver<Job>, monitor: Sender<Monitor
         client: TrueConf::new(server),
         monitor,
     };
+    let scan_every = ctx.settings.forgotten.scan_every;
+    let mut next_scan = scan_every.map(|every| Instant::now() + every);
     let mut queue: Vec<Job> = Vec::new();
     loop {
+        if let (Some(due), Some(every)) = (next_scan, scan_every) {
+            if Instant::now() >= due {
+                worker.scan();
+                next_scan = Some(Instant::now() + every);
+            }
+        }
         if queue.is_empty() {
-            match jobs.recv() {
+            let received = match next_scan {
+                None => jobs.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(due) => jobs.recv_timeout(due.saturating_duration_since(Instant::now())),
+            };
+            match received {
                 Ok(job) => queue.push(job),
-                Err(_) => return,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return,
             }
         }
         // Take what else is waiting, so that repeated presses on one message
@@ -113,9 +127,15 @@ impl Worker<'_> {
             Press::Status(_) => self.status(tr, role),
             Press::Monitor(_, on) => {
                 let was = monitor::is_on(self.ctx, server);
-                self.ctx
-                    .store
-                    .update_server(&server.name, |s| s.monitoring = Some(*on));
+                self.ctx.store.update_server(&server.name, |s| {
+                    s.monitoring = Some(*on);
+                    if !*on {
+                        // Unwatched, its health is unknown: no stale UP alert later.
+                        s.health = None;
+                        s.since = None;
+                        s.last_alert = None;
+                    }
+                });
                 let _ = self.monitor.send(MonitorCmd::Wake);
                 if was != *on {
                     log::info!(
@@ -143,7 +163,7 @@ impl Worker<'_> {
             Press::AskStop(_, key, list) => self.ask_stop(tr, key, *list, role),
             Press::Stop(_, key, list) => self.stop(tr, key, *list, user, role),
             // Handled by the poller; never sent here.
-            Press::Picker | Press::Menu(_) | Press::Nothing => screen::menu(tr, server),
+            Press::Picker | Press::Menu(_) | Press::Nothing | Press::Audit(_) => screen::menu(tr, server),
         }
     }
 
@@ -246,6 +266,83 @@ impl Worker<'_> {
             &audit::Record::by_user(user, &self.server.name, Some(&id), "stop", &outcome),
         );
         self.list_with_notice(tr, list, role, &notice)
+    }
+
+    /// The scheduled forgotten scan (SPEC §8.1): pushes each newly forgotten
+    /// conference to the operators once, forgets those that recovered, and
+    /// stops those still forgotten `auto_stop_after` after their alert.
+    fn scan(&self) {
+        let (ctx, server) = (self.ctx, self.server);
+        let calls = match self.client.running_conferences() {
+            Ok(calls) => calls,
+            Err(p) => {
+                log::warn!("server '{}': forgotten scan failed: {p}", server.name);
+                return;
+            }
+        };
+        let found = find_forgotten(&self.client, calls, ctx.settings.forgotten.after);
+        let now = now_unix_ms();
+        let auto = ctx.settings.forgotten.auto_stop_after;
+        let alerted = ctx.store.server(&server.name).forgotten_alerted;
+        let unknown: Vec<&str> = found.iter().filter(|(_, u)| *u).map(|(c, _)| c.session_id.as_str()).collect();
+        let forgotten: Vec<&Call> = found.iter().filter(|(_, u)| !*u).map(|(c, _)| c).collect();
+        let mut keep = std::collections::BTreeMap::new();
+        for call in &forgotten {
+            match alerted.get(&call.session_id) {
+                None => {
+                    log::info!("server '{}': a conference became forgotten; telling the operators", server.name);
+                    for &chat_id in &ctx.settings.operators {
+                        let lang = ctx.lang_of_chat(chat_id);
+                        let screen = screen::scan_alert(ctx.tr(&lang), server, call, auto);
+                        let _ = ctx.notices.send(Notice::Send { chat_id, text: screen.text, keyboard: Some(screen.keyboard) });
+                    }
+                    keep.insert(call.session_id.clone(), now);
+                }
+                Some(&at) => {
+                    let due = auto.is_some_and(|grace| now.saturating_sub(at) >= grace.as_millis() as u64);
+                    if due && call.conference_id.is_some() {
+                        if !self.auto_stop(call) {
+                            // Try again after another grace time, not at every scan.
+                            keep.insert(call.session_id.clone(), now);
+                        }
+                    } else {
+                        keep.insert(call.session_id.clone(), at);
+                    }
+                }
+            }
+        }
+        // Unreadable ones keep their mark; recovered and ended ones lose it.
+        for id in unknown {
+            if let Some(&at) = alerted.get(id) {
+                keep.insert(id.to_string(), at);
+            }
+        }
+        ctx.store.update_server(&server.name, |s| s.forgotten_alerted = keep);
+    }
+
+    /// Stops a forgotten conference; false when the stop failed.
+    fn auto_stop(&self, call: &Call) -> bool {
+        let (ctx, server) = (self.ctx, self.server);
+        let id = call.conference_id.clone().unwrap_or_default();
+        let result = self.client.stop(&id);
+        let outcome = match &result {
+            Ok(Stopped::Stopped) => "stopped".to_string(),
+            Ok(Stopped::NotFound) => "already_ended".to_string(),
+            Err(p) => format!("failed: {p}"),
+        };
+        log::info!("server '{}': automatic stop of a forgotten conference: {outcome}", server.name);
+        audit::append(&ctx.settings.state_dir, &audit::Record::automatic(&server.name, Some(&id), "stop", &outcome));
+        for &chat_id in &ctx.settings.operators {
+            let lang = ctx.lang_of_chat(chat_id);
+            let tr = ctx.tr(&lang);
+            let (name, eid) = (escape(&server.name), escape(&id));
+            let text = match &result {
+                Ok(_) => tr.f("auto_stop_done", &[("name", &name), ("id", &eid)]),
+                Err(p) => tr.f("auto_stop_failed", &[("name", &name), ("id", &eid), ("reason", &screen::problem_text(tr, p))]),
+            };
+            let _ = ctx.notices.send(Notice::Send { chat_id, text, keyboard: None });
+        }
+        result.is_ok()
     }
 
     /// This server's line of `/status`.
