@@ -443,7 +443,13 @@ impl FakeTelegram {
         let st = lock(&self.shared.state);
         st.chats
             .get(&chat)
-            .map(|c| c.msgs.iter().filter(|m| !m.deleted).map(StoredMsg::view).collect())
+            .map(|c| {
+                c.msgs
+                    .iter()
+                    .filter(|m| !m.deleted)
+                    .map(StoredMsg::view)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -583,7 +589,12 @@ fn handle(shared: &Arc<Shared>, mut rq: tiny_http::Request) {
             retry_after,
         }) => {
             drop(st);
-            respond(rq, code, error_body(code, &description, retry_after), retry_after);
+            respond(
+                rq,
+                code,
+                error_body(code, &description, retry_after),
+                retry_after,
+            );
         }
         Some(Reply::Raw {
             status,
@@ -592,7 +603,8 @@ fn handle(shared: &Arc<Shared>, mut rq: tiny_http::Request) {
         }) => {
             drop(st);
             let mut resp = tiny_http::Response::from_string(body).with_status_code(status);
-            if let Ok(h) = tiny_http::Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes())
+            if let Ok(h) =
+                tiny_http::Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes())
             {
                 resp.add_header(h);
             }
@@ -613,7 +625,12 @@ fn handle(shared: &Arc<Shared>, mut rq: tiny_http::Request) {
                 }
                 if st.shutdown {
                     drop(st);
-                    respond(rq, 500, error_body(500, "Internal Server Error: restart", None), None);
+                    respond(
+                        rq,
+                        500,
+                        error_body(500, "Internal Server Error: restart", None),
+                        None,
+                    );
                     return;
                 }
                 let outcome = dispatch(&sh, &mut st, &method, &params);
@@ -984,7 +1001,12 @@ fn parse_text(p: &Value) -> Result<(String, Vec<Entity>), Outcome> {
 
 /// Checks reply_markup; returns the markup to store (None = no keyboard).
 fn parse_markup(p: &Value, inline_only: bool) -> Result<Option<Value>, Outcome> {
-    let bad_json = || fail(400, "Bad Request: can't parse reply keyboard markup JSON object");
+    let bad_json = || {
+        fail(
+            400,
+            "Bad Request: can't parse reply keyboard markup JSON object",
+        )
+    };
     let Some(v) = json_param(p, "reply_markup").map_err(|_| bad_json())? else {
         return Ok(None);
     };
@@ -1096,7 +1118,11 @@ fn send_message(st: &mut State, p: &Value) -> Outcome {
         Ok(m) => m,
         Err(o) => return o,
     };
-    let html = p.get("text").and_then(Value::as_str).unwrap_or("").to_string();
+    let html = p
+        .get("text")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let c = st.chats.entry(chat).or_insert_with(|| ChatState {
         group: chat < 0,
         ..ChatState::default()
@@ -1160,7 +1186,11 @@ fn edit_message(st: &mut State, p: &Value, with_text: bool) -> Outcome {
     if let Some((plain, entities)) = text {
         m.plain = plain;
         m.entities = entities;
-        m.html = p.get("text").and_then(Value::as_str).unwrap_or("").to_string();
+        m.html = p
+            .get("text")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
     }
     m.markup = markup;
     m.edits += 1;
@@ -1190,7 +1220,12 @@ fn answer_callback(st: &mut State, p: &Value) -> Outcome {
     let id = match p.get("callback_query_id") {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
-        _ => return fail(400, "Bad Request: parameter \"callback_query_id\" is required"),
+        _ => {
+            return fail(
+                400,
+                "Bad Request: parameter \"callback_query_id\" is required",
+            );
+        }
     };
     if let Some(t) = p.get("text").and_then(Value::as_str) {
         if t.encode_utf16().count() > 200 {
@@ -1280,7 +1315,10 @@ fn parse_html(s: &str) -> Result<(String, Vec<Entity>), String> {
                 i += len;
             }
             _ => {
-                let ch = s.get(i..).and_then(|r| r.chars().next()).unwrap_or('\u{fffd}');
+                let ch = s
+                    .get(i..)
+                    .and_then(|r| r.chars().next())
+                    .unwrap_or('\u{fffd}');
                 plain.push(ch);
                 units += ch.len_utf16();
                 i += ch.len_utf8().max(1);
@@ -1432,7 +1470,11 @@ fn tag_kind(
         "tg-spoiler" => ("tg-spoiler", String::new()),
         "span" => match attr("class") {
             Some("tg-spoiler") => ("tg-spoiler", String::new()),
-            _ => return Err(format!("Tag \"span\" must have class \"tg-spoiler\" at byte offset {at}")),
+            _ => {
+                return Err(format!(
+                    "Tag \"span\" must have class \"tg-spoiler\" at byte offset {at}"
+                ));
+            }
         },
         "code" => {
             let lang = attr("class")
@@ -1443,13 +1485,25 @@ fn tag_kind(
         "pre" => ("pre", String::new()),
         "a" => match attr("href") {
             Some(h) if !h.trim().is_empty() => ("a", h.to_string()),
-            _ => return Err(format!("Tag \"a\" at byte offset {at} must have a non-empty href")),
+            _ => {
+                return Err(format!(
+                    "Tag \"a\" at byte offset {at} must have a non-empty href"
+                ));
+            }
         },
         "blockquote" => (
             "blockquote",
-            if attr("expandable").is_some() { "expandable".to_string() } else { String::new() },
+            if attr("expandable").is_some() {
+                "expandable".to_string()
+            } else {
+                String::new()
+            },
         ),
-        other => return Err(format!("Unsupported start tag \"{other}\" at byte offset {at}")),
+        other => {
+            return Err(format!(
+                "Unsupported start tag \"{other}\" at byte offset {at}"
+            ));
+        }
     })
 }
 
@@ -1468,7 +1522,9 @@ fn check_nesting(stack: &[Open], kind: &str, at: usize) -> Result<(), String> {
         }
     }
     if (kind == "blockquote" || kind == "a") && stack.iter().any(|o| o.kind == kind) {
-        return Err(format!("Tag \"{kind}\" at byte offset {at} can't be nested in itself"));
+        return Err(format!(
+            "Tag \"{kind}\" at byte offset {at} can't be nested in itself"
+        ));
     }
     Ok(())
 }

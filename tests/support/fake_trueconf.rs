@@ -218,6 +218,8 @@ struct State {
     status_hang: bool,
     /// Bumped when the status port goes down, to release held probes.
     status_epoch: u64,
+    /// Probes being held by `set_status_hang(true)` right now.
+    status_held: usize,
     shutdown: bool,
 }
 
@@ -374,6 +376,7 @@ impl FakeTrueConf {
                 status_reply: None,
                 status_hang: false,
                 status_epoch: 0,
+                status_held: 0,
                 shutdown: false,
             }),
             cv: Condvar::new(),
@@ -409,11 +412,12 @@ impl FakeTrueConf {
                     (certs.self_der.clone(), certs.self_key.clone_key())
                 };
                 let config = server_config(cert, key);
-                let listener =
-                    TcpListener::bind("127.0.0.1:0").expect("fake TrueConf: cannot bind 127.0.0.1:0");
-                let acceptor = Acceptor::start(listener, "fake-trueconf-tls", move |client, conns| {
-                    tls_accept(client, internal, &config, conns)
-                });
+                let listener = TcpListener::bind("127.0.0.1:0")
+                    .expect("fake TrueConf: cannot bind 127.0.0.1:0");
+                let acceptor =
+                    Acceptor::start(listener, "fake-trueconf-tls", move |client, conns| {
+                        tls_accept(client, internal, &config, conns)
+                    });
                 let addr = acceptor.addr;
                 (Some(acceptor), addr)
             }
@@ -444,7 +448,11 @@ impl FakeTrueConf {
 
     /// "https://127.0.0.1:PORT" (or http:// with `Tls::Plain`).
     pub fn base_url(&self) -> String {
-        let scheme = if self.tls == Tls::Plain { "http" } else { "https" };
+        let scheme = if self.tls == Tls::Plain {
+            "http"
+        } else {
+            "https"
+        };
         format!("{scheme}://{}", self.api_addr)
     }
 
@@ -634,7 +642,12 @@ impl FakeTrueConf {
 
     /// Waits until at least `n` requests match `pred`; returns the matching ones
     /// (fewer on timeout).
-    pub fn wait_requests(&self, timeout: Duration, pred: impl Fn(&Req) -> bool, n: usize) -> Vec<Req> {
+    pub fn wait_requests(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&Req) -> bool,
+        n: usize,
+    ) -> Vec<Req> {
         let deadline = Instant::now() + timeout;
         let mut st = lock(&self.shared.state);
         loop {
@@ -648,6 +661,11 @@ impl FakeTrueConf {
                 return st.requests.iter().filter(|r| pred(r)).cloned().collect();
             }
         }
+    }
+
+    /// /vsstatus requests held unanswered by `set_status_hang(true)` right now.
+    pub fn held_probes(&self) -> usize {
+        lock(&self.shared.state).status_held
     }
 
     /// /vsstatus requests answered.
@@ -713,17 +731,17 @@ impl Certs {
         };
         let fail = |e: rcgen::Error| -> ! { panic!("fake TrueConf: certificate generation: {e}") };
         let params = |cn: &str, sans: &[&str]| {
-            let mut p = CertificateParams::new(
-                sans.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-            )
-            .unwrap_or_else(|e| fail(e));
+            let mut p =
+                CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                    .unwrap_or_else(|e| fail(e));
             p.distinguished_name.push(DnType::CommonName, cn);
             p.not_before = rcgen::date_time_ymd(2020, 1, 1);
             p.not_after = rcgen::date_time_ymd(2099, 12, 31);
             p
         };
         let key = || KeyPair::generate().unwrap_or_else(|e| fail(e));
-        let der_key = |k: &KeyPair| PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(k.serialize_der()));
+        let der_key =
+            |k: &KeyPair| PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(k.serialize_der()));
 
         // A private CA and a leaf it signs.
         let mut ca_params = params("TrueConf Test CA", &[]);
@@ -996,11 +1014,17 @@ fn status_connection(mut stream: TcpStream, shared: &Shared) {
     } else if path == "/vsstatus" {
         let mut st = lock(&shared.state);
         let epoch = st.status_epoch;
-        while st.status_hang && !st.shutdown && st.status_epoch == epoch {
-            st = match shared.cv.wait(st) {
-                Ok(g) => g,
-                Err(e) => e.into_inner(),
-            };
+        if st.status_hang {
+            st.status_held += 1;
+            shared.changed();
+            while st.status_hang && !st.shutdown && st.status_epoch == epoch {
+                st = match shared.cv.wait(st) {
+                    Ok(g) => g,
+                    Err(e) => e.into_inner(),
+                };
+            }
+            st.status_held -= 1;
+            shared.changed();
         }
         if st.shutdown || st.status_epoch != epoch {
             return;
@@ -1020,7 +1044,11 @@ fn status_connection(mut stream: TcpStream, shared: &Shared) {
         "HTTP/1.1 {status} {}\r\nServer: {PRODUCT}\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
         reason(status),
         body.len(),
-        if method.eq_ignore_ascii_case("HEAD") { "" } else { body.as_str() }
+        if method.eq_ignore_ascii_case("HEAD") {
+            ""
+        } else {
+            body.as_str()
+        }
     );
     let _ = stream.write_all(response.as_bytes());
     let _ = stream.flush();
@@ -1053,7 +1081,12 @@ fn accept_request(shared: &Arc<Shared>, mut rq: tiny_http::Request) {
     let headers: Vec<(String, String)> = rq
         .headers()
         .iter()
-        .map(|h| (h.field.as_str().as_str().to_string(), h.value.as_str().to_string()))
+        .map(|h| {
+            (
+                h.field.as_str().as_str().to_string(),
+                h.value.as_str().to_string(),
+            )
+        })
         .collect();
     let bearer = headers
         .iter()
@@ -1152,8 +1185,14 @@ fn not_found() -> Answer {
 fn answer_request(shared: &Shared, rq: tiny_http::Request, req: Req, both_tokens: bool) {
     let (scripted, delay) = {
         let mut st = lock(&shared.state);
-        let i = st.scripts.iter().position(|(p, _)| req.path.starts_with(p.as_str()));
-        (i.and_then(|i| st.scripts.remove(i)).map(|(_, r)| r), st.delay)
+        let i = st
+            .scripts
+            .iter()
+            .position(|(p, _)| req.path.starts_with(p.as_str()));
+        (
+            i.and_then(|i| st.scripts.remove(i)).map(|(_, r)| r),
+            st.delay,
+        )
     };
     let mut alive = true;
     if let Some(ApiReply::Hang(d)) = &scripted {
@@ -1227,7 +1266,11 @@ fn route(st: &mut State, req: &Req, both_tokens: bool) -> Answer {
         return nested_error(403, "accessTokenInvalid", "Access token is invalid", None);
     }
     let rest = req.path.strip_prefix(prefix.as_str()).unwrap_or("");
-    if st.missing_scopes.iter().any(|s| rest.starts_with(s.as_str())) {
+    if st
+        .missing_scopes
+        .iter()
+        .any(|s| rest.starts_with(s.as_str()))
+    {
         return nested_error(
             403,
             "forbidden",
@@ -1317,11 +1360,7 @@ fn token_endpoint(st: &mut State, req: &Req) -> Answer {
         || get("client_id") != Some(CLIENT_ID)
         || get("client_secret") != Some(CLIENT_SECRET)
     {
-        return oauth_error(
-            400,
-            "invalid_client",
-            "The client credentials are invalid",
-        );
+        return oauth_error(400, "invalid_client", "The client credentials are invalid");
     }
     let token = random_hex(40);
     let ttl = st.token_ttl;
