@@ -108,7 +108,10 @@ pub fn run(settings: Settings, locales: Locales, shutdown: Shutdown) -> Result<(
 
     let (notice_tx, notice_rx) = mpsc::channel();
     let ctx = Arc::new(Ctx {
-        probe: Client::new(&crate::config::Trust::BuiltIn, Timeouts::probe(Duration::from_secs(5))),
+        probe: Client::new(
+            &crate::config::Trust::BuiltIn,
+            Timeouts::probe(Duration::from_secs(5)),
+        ),
         settings,
         locales,
         tg,
@@ -184,7 +187,7 @@ fn start_telegram(tg: &Telegram, shutdown: &Shutdown) -> Result<Option<String>, 
                 return Err(Error::TokenRejected);
             }
             Err(e) => {
-                let wait = e.retry_after().unwrap_or_else(|| backoff.next());
+                let wait = e.retry_after().unwrap_or_else(|| backoff.next_wait());
                 log::warn!("telegram getMe: {e}; trying again in {} s", wait.as_secs());
                 if shutdown.wait(wait) {
                     return Ok(None);
@@ -226,7 +229,7 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    pub fn next(&mut self) -> Duration {
+    pub fn next_wait(&mut self) -> Duration {
         let secs = 1u64 << self.failures.min(6);
         self.failures += 1;
         Duration::from_secs(secs.min(60))
@@ -260,14 +263,14 @@ fn poll(ctx: Arc<Ctx>, username: &str, workers: &[Sender<Job>]) {
                             "telegram getUpdates: 409 conflict: another instance is polling \
                              or a webhook is set"
                         );
-                        backoff.next()
+                        backoff.next_wait()
                     }
                     TgError::Api { code: 401, .. } => {
                         log::error!("telegram getUpdates: 401: the bot token was revoked");
                         Duration::from_secs(60)
                     }
                     _ => {
-                        let wait = e.retry_after().unwrap_or_else(|| backoff.next());
+                        let wait = e.retry_after().unwrap_or_else(|| backoff.next_wait());
                         log::warn!("telegram getUpdates: {e}; again in {} s", wait.as_secs());
                         wait
                     }
@@ -332,7 +335,8 @@ impl Dispatcher<'_> {
     fn deny(&mut self, user_id: i64) -> bool {
         let now = Instant::now();
         if self.denied.len() > 10_000 {
-            self.denied.retain(|_, t| now.duration_since(*t) < DENIAL_EVERY);
+            self.denied
+                .retain(|_, t| now.duration_since(*t) < DENIAL_EVERY);
         }
         match self.denied.get(&user_id) {
             Some(t) if now.duration_since(*t) < DENIAL_EVERY => false,
@@ -376,7 +380,12 @@ impl Dispatcher<'_> {
         };
         self.remember_language(from, chat_id);
         match command {
-            Some("start") => show(&ctx.tg, chat_id, None, &screen::picker(tr, &ctx.settings.servers)),
+            Some("start") => show(
+                &ctx.tg,
+                chat_id,
+                None,
+                &screen::picker(tr, &ctx.settings.servers),
+            ),
             Some("help") => {
                 let text = help_text(tr, role);
                 if let Err(e) = ctx.tg.send_message(chat_id, &text, None) {
@@ -403,7 +412,14 @@ impl Dispatcher<'_> {
         }
     }
 
-    fn callback(&mut self, id: &str, from: &User, chat_id: Option<i64>, message_id: Option<i64>, data: &str) {
+    fn callback(
+        &mut self,
+        id: &str,
+        from: &User,
+        chat_id: Option<i64>,
+        message_id: Option<i64>,
+        data: &str,
+    ) {
         let shared = self.ctx.clone();
         let ctx = &*shared;
         let lang = ctx.lang_of(from);
@@ -415,12 +431,14 @@ impl Dispatcher<'_> {
         };
         let Some(press) = Press::decode(data) else {
             log::info!("button with unknown data pressed by user {}", from.id);
-            ctx.tg.answer_callback(id, Some(tr.t("outdated_button")), false);
+            ctx.tg
+                .answer_callback(id, Some(tr.t("outdated_button")), false);
             return;
         };
         if press.needs_operator() && role != Role::Operator {
             log::info!("viewer {} pressed an operator button; denied", from.id);
-            ctx.tg.answer_callback(id, Some(tr.t("operators_only")), true);
+            ctx.tg
+                .answer_callback(id, Some(tr.t("operators_only")), true);
             return;
         }
         let server = match press.server() {
@@ -441,12 +459,25 @@ impl Dispatcher<'_> {
             (Press::Nothing, _) => {}
             (Press::Audit(page), _) => {
                 let records = crate::audit::read_last(&ctx.settings.state_dir, screen::AUDIT_SHOWN);
-                show(&ctx.tg, chat_id, message_id, &screen::audit(tr, &records, page));
+                show(
+                    &ctx.tg,
+                    chat_id,
+                    message_id,
+                    &screen::audit(tr, &records, page),
+                );
             }
-            (Press::Picker, _) => show(&ctx.tg, chat_id, message_id, &screen::picker(tr, &ctx.settings.servers)),
-            (Press::Menu(_), Some(index)) => {
-                show(&ctx.tg, chat_id, message_id, &screen::menu(tr, &ctx.settings.servers[index]))
-            }
+            (Press::Picker, _) => show(
+                &ctx.tg,
+                chat_id,
+                message_id,
+                &screen::picker(tr, &ctx.settings.servers),
+            ),
+            (Press::Menu(_), Some(index)) => show(
+                &ctx.tg,
+                chat_id,
+                message_id,
+                &screen::menu(tr, &ctx.settings.servers[index]),
+            ),
             (press, Some(index)) => {
                 let job = Job::Press {
                     press,
@@ -457,7 +488,10 @@ impl Dispatcher<'_> {
                     lang,
                 };
                 if self.workers[index].send(job).is_err() {
-                    log::error!("worker of server '{}' is gone", ctx.settings.servers[index].name);
+                    log::error!(
+                        "worker of server '{}' is gone",
+                        ctx.settings.servers[index].name
+                    );
                 }
             }
             (_, None) => {}
@@ -503,9 +537,9 @@ mod tests {
     #[test]
     fn backoff_doubles_to_a_minute() {
         let mut b = Backoff::default();
-        let waits: Vec<u64> = (0..8).map(|_| b.next().as_secs()).collect();
+        let waits: Vec<u64> = (0..8).map(|_| b.next_wait().as_secs()).collect();
         assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60]);
         b.reset();
-        assert_eq!(b.next().as_secs(), 1);
+        assert_eq!(b.next_wait().as_secs(), 1);
     }
 }

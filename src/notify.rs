@@ -83,7 +83,8 @@ pub fn run(ctx: &Ctx, notices: Receiver<Notice>) {
             }
             deliver(ctx, *chat_id, queue);
         }
-        chats.retain(|_, q| !q.pending.is_empty() || q.next_try.is_some_and(|t| t > Instant::now()));
+        chats
+            .retain(|_, q| !q.pending.is_empty() || q.next_try.is_some_and(|t| t > Instant::now()));
     }
 }
 
@@ -102,8 +103,11 @@ fn deliver(ctx: &Ctx, chat_id: i64, queue: &mut ChatQueue) {
             queue.next_try = None;
         }
         Err(e) => {
-            let wait = e.retry_after().unwrap_or_else(|| queue.backoff.next());
-            log::warn!("sending to chat {chat_id} failed ({e}); again in {} s", wait.as_secs());
+            let wait = e.retry_after().unwrap_or_else(|| queue.backoff.next_wait());
+            log::warn!(
+                "sending to chat {chat_id} failed ({e}); again in {} s",
+                wait.as_secs()
+            );
             queue.next_try = Some(Instant::now() + wait);
         }
     }

@@ -63,7 +63,10 @@ fn the_original_example_loads_unchanged() {
     assert_eq!(a.name, "video.example.com");
     assert_eq!(a.trust, Trust::Off);
     assert!(a.monitor_at_start);
-    assert_eq!(a.access_token.as_ref().map(Secret::expose), Some("a5bace995fd9d65315f36518fd7b3b4f68a69557"));
+    assert_eq!(
+        a.access_token.as_ref().map(Secret::expose),
+        Some("a5bace995fd9d65315f36518fd7b3b4f68a69557")
+    );
     assert_eq!(b.trust, Trust::BuiltIn);
     assert!(!b.monitor_at_start);
     assert!(b.access_token.is_none());
@@ -145,7 +148,10 @@ failures_before_down = 0
 fn bad_toml_names_the_place() {
     let got = problems("tg-api-token = \"x\ntg-users-id = [1]\n");
     assert_eq!(got.len(), 1);
-    assert!(got[0].starts_with("not valid TOML: TOML parse error at line 1"), "{got:?}");
+    assert!(
+        got[0].starts_with("not valid TOML: TOML parse error at line 1"),
+        "{got:?}"
+    );
 }
 
 #[test]
@@ -162,8 +168,10 @@ fn missing_servers_and_wrong_id_types() {
 
 #[test]
 fn unknown_keys_are_warned_with_a_hint() {
-    let text = format!("{ORIGINAL}\n[forgotten]\nafter_minute = 5\n[monitoring]\nremind_every_minutes = 30\n");
-    let l = ok(&text.replace("tg-users-id", "tg-users-id").replace("locale = \"de\"", "locale = \"de\"\ntg-user-id = [1]"));
+    let text = format!(
+        "{ORIGINAL}\n[forgotten]\nafter_minute = 5\n[monitoring]\nremind_every_minutes = 30\n"
+    );
+    let l = ok(&text.replace("locale = \"de\"", "locale = \"de\"\ntg-user-id = [1]"));
     assert_eq!(
         l.warnings,
         [
@@ -171,7 +179,10 @@ fn unknown_keys_are_warned_with_a_hint() {
             "unknown key 'forgotten.after_minute' is ignored (did you mean 'after_minutes'?)",
         ]
     );
-    assert_eq!(l.settings.monitoring.remind_every, Some(Duration::from_secs(1800)));
+    assert_eq!(
+        l.settings.monitoring.remind_every,
+        Some(Duration::from_secs(1800))
+    );
 }
 
 #[test]
@@ -196,7 +207,12 @@ fn additions_and_their_defaults() {
 
 #[test]
 fn state_dir_comes_from_systemd_when_not_set() {
-    let l = parse(ORIGINAL, Path::new("settings.toml"), Some("/var/lib/trueconf-bot")).unwrap();
+    let l = parse(
+        ORIGINAL,
+        Path::new("settings.toml"),
+        Some("/var/lib/trueconf-bot"),
+    )
+    .unwrap();
     assert_eq!(l.settings.state_dir, PathBuf::from("/var/lib/trueconf-bot"));
     let l = parse(ORIGINAL, Path::new("settings.toml"), None).unwrap();
     assert_eq!(l.settings.state_dir, PathBuf::from("."));
@@ -214,6 +230,12 @@ fn a_certificate_file_without_certificates_is_an_error() {
     };
     std::fs::remove_dir_all(&dir).ok();
     assert_eq!(got.len(), 1);
-    assert!(got[0].starts_with("servers.\"video.example.com\".ssl_certificate: certificate file "), "{got:?}");
-    assert!(got[0].ends_with("empty.pem holds no PEM certificate"), "{got:?}");
+    assert!(
+        got[0].starts_with("servers.\"video.example.com\".ssl_certificate: certificate file "),
+        "{got:?}"
+    );
+    assert!(
+        got[0].ends_with("empty.pem holds no PEM certificate"),
+        "{got:?}"
+    );
 }
