@@ -264,7 +264,11 @@ const SERVER_KEYS: &[&str] = &[
     "api_version",
 ];
 const STATUS_KEYS: &[&str] = &["state", "timeout"];
-const FORGOTTEN_KEYS: &[&str] = &["after_minutes", "scan_every_minutes", "auto_stop_after_minutes"];
+const FORGOTTEN_KEYS: &[&str] = &[
+    "after_minutes",
+    "scan_every_minutes",
+    "auto_stop_after_minutes",
+];
 const MONITORING_KEYS: &[&str] = &["failures_before_down", "remind_every_minutes"];
 
 /// Collects problems (errors) and warnings while walking the TOML tree.
@@ -302,7 +306,10 @@ impl Reader {
         let token = self.string(t, "tg-api-token", "tg-api-token", true);
         if let Some(token) = &token {
             if token.trim().is_empty() {
-                self.problem("tg-api-token", "is empty; put the token @BotFather gave you");
+                self.problem(
+                    "tg-api-token",
+                    "is empty; put the token @BotFather gave you",
+                );
             } else if !looks_like_bot_token(token.trim()) {
                 self.warnings.push(
                     "tg-api-token does not look like a bot token (digits, ':', then 35 characters)"
@@ -380,8 +387,12 @@ impl Reader {
         if let Some(m) = self.minutes(table, "after_minutes", "forgotten.after_minutes", false) {
             f.after = m;
         }
-        f.scan_every =
-            self.minutes(table, "scan_every_minutes", "forgotten.scan_every_minutes", true);
+        f.scan_every = self.minutes(
+            table,
+            "scan_every_minutes",
+            "forgotten.scan_every_minutes",
+            true,
+        );
         f.auto_stop_after = self.minutes(
             table,
             "auto_stop_after_minutes",
@@ -410,7 +421,12 @@ impl Reader {
             Some(other) => self.problem(key, wrong_type("a whole number", other)),
         }
         m.remind_every = self
-            .minutes(table, "remind_every_minutes", "monitoring.remind_every_minutes", true)
+            .minutes(
+                table,
+                "remind_every_minutes",
+                "monitoring.remind_every_minutes",
+                true,
+            )
             .filter(|d| !d.is_zero());
         m
     }
@@ -466,9 +482,14 @@ impl Reader {
         self.unknown_keys(s, SERVER_KEYS, &format!("{prefix}."));
         let before = self.problems.len();
         let key = |k: &str| format!("{prefix}.{k}");
-        let host = self.string(s, "ip", &key("ip"), true).map(|ip| clean_host(&ip));
+        let host = self
+            .string(s, "ip", &key("ip"), true)
+            .map(|ip| clean_host(&ip));
         if host.as_deref() == Some("") {
-            self.problem(&key("ip"), "is empty; put the server's host name or IP address");
+            self.problem(
+                &key("ip"),
+                "is empty; put the server's host name or IP address",
+            );
         }
         let client_id = self
             .string(s, "client_id", &key("client_id"), false)
@@ -550,7 +571,10 @@ impl Reader {
                 if secs > 0.0 && secs <= 86_400.0 {
                     probe_interval = Duration::from_secs_f64(secs);
                 } else {
-                    self.problem(&timeout_key, "must be more than 0 and at most 86400 seconds");
+                    self.problem(
+                        &timeout_key,
+                        "must be more than 0 and at most 86400 seconds",
+                    );
                 }
             }
         }
@@ -612,9 +636,19 @@ impl Reader {
     }
 
     /// A duration in minutes (fractions allowed). `zero_ok` allows 0 = off.
-    fn minutes(&mut self, t: &toml::Table, name: &str, key: &str, zero_ok: bool) -> Option<Duration> {
+    fn minutes(
+        &mut self,
+        t: &toml::Table,
+        name: &str,
+        key: &str,
+        zero_ok: bool,
+    ) -> Option<Duration> {
         let minutes = self.number(t, name, key)?;
-        let ok = if zero_ok { minutes >= 0.0 } else { minutes > 0.0 };
+        let ok = if zero_ok {
+            minutes >= 0.0
+        } else {
+            minutes > 0.0
+        };
         if !ok || minutes > 525_600.0 {
             let low = if zero_ok { "0 (off)" } else { "more than 0" };
             self.problem(key, format!("must be {low} and at most 525600 minutes"));
@@ -624,7 +658,8 @@ impl Reader {
     }
 
     fn ids(&mut self, t: &toml::Table, name: &str, required: bool) -> Option<Vec<i64>> {
-        let example = format!("must be a list of numeric Telegram user ids, e.g. {name} = [12345, 67890]");
+        let example =
+            format!("must be a list of numeric Telegram user ids, e.g. {name} = [12345, 67890]");
         match t.get(name) {
             None => {
                 if required {

@@ -11,7 +11,10 @@ pub enum Error {
     /// The command line was wrong (exit 2).
     Usage(String),
     /// The settings file cannot be used (exit 2). Every problem found, one per line.
-    Config { path: PathBuf, problems: Vec<String> },
+    Config {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
     /// Telegram answered 401 to `getMe`: the bot token is wrong or revoked (exit 2).
     TokenRejected,
     /// Telegram could not be asked at start (exit 1).

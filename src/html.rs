@@ -36,7 +36,10 @@ mod tests {
 
     #[test]
     fn escapes_everything_telegram_parses() {
-        assert_eq!(escape("<b>&</b> \"x\" 'y'"), "&lt;b&gt;&amp;&lt;/b&gt; &quot;x&quot; &#39;y&#39;");
+        assert_eq!(
+            escape("<b>&</b> \"x\" 'y'"),
+            "&lt;b&gt;&amp;&lt;/b&gt; &quot;x&quot; &#39;y&#39;"
+        );
         assert_eq!(shorten("абвгд", 3), "абв…");
         assert_eq!(shorten("abc", 3), "abc");
         assert_eq!(units("😀a"), 3);

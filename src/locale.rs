@@ -47,7 +47,9 @@ impl Locales {
                     .and_then(|text| parse(&text));
                 match parsed {
                     Ok(map) => langs.entry(code).or_default().extend(map),
-                    Err(e) => warnings.push(format!("locale file {}: {e}; ignored", path.display())),
+                    Err(e) => {
+                        warnings.push(format!("locale file {}: {e}; ignored", path.display()))
+                    }
                 }
             }
         }

@@ -47,7 +47,11 @@ impl TgError {
     pub fn is_permanent_for_chat(&self) -> bool {
         match self {
             TgError::Api { code: 403, .. } => true,
-            TgError::Api { code: 400, description, .. } => {
+            TgError::Api {
+                code: 400,
+                description,
+                ..
+            } => {
                 let d = description.to_lowercase();
                 d.contains("chat not found")
                     || d.contains("user not found")
@@ -173,7 +177,10 @@ pub enum Incoming {
 pub fn parse_update(raw: &Value) -> (Option<i64>, Incoming) {
     let id = raw.get("update_id").and_then(Value::as_i64);
     let incoming = if let Some(message) = raw.get("message") {
-        match (parse_user(message.get("from")), message.pointer("/chat/id").and_then(Value::as_i64)) {
+        match (
+            parse_user(message.get("from")),
+            message.pointer("/chat/id").and_then(Value::as_i64),
+        ) {
             (Some(from), Some(chat_id)) => match message.get("text").and_then(Value::as_str) {
                 Some(text) => Incoming::Message {
                     from,
@@ -271,9 +278,10 @@ impl Telegram {
             response.status,
             started.elapsed().as_millis()
         );
-        let envelope: Value = serde_json::from_str(&response.body).map_err(|_| TgError::BadAnswer {
-            status: response.status,
-        })?;
+        let envelope: Value =
+            serde_json::from_str(&response.body).map_err(|_| TgError::BadAnswer {
+                status: response.status,
+            })?;
         match envelope.get("ok").and_then(Value::as_bool) {
             Some(true) => Ok(envelope.get("result").cloned().unwrap_or(Value::Null)),
             Some(false) => Err(TgError::Api {
@@ -312,7 +320,11 @@ impl Telegram {
     }
 
     /// `getUpdates` with long polling; returns raw updates.
-    pub fn get_updates(&self, offset: Option<i64>, timeout: Duration) -> Result<Vec<Value>, TgError> {
+    pub fn get_updates(
+        &self,
+        offset: Option<i64>,
+        timeout: Duration,
+    ) -> Result<Vec<Value>, TgError> {
         let mut params = json!({
             "timeout": timeout.as_secs(),
             "allowed_updates": ALLOWED_UPDATES,
@@ -327,7 +339,12 @@ impl Telegram {
     }
 
     /// `sendMessage` in HTML mode without link previews; returns the message id.
-    pub fn send_message(&self, chat_id: i64, text: &str, keyboard: Option<&Keyboard>) -> Result<i64, TgError> {
+    pub fn send_message(
+        &self,
+        chat_id: i64,
+        text: &str,
+        keyboard: Option<&Keyboard>,
+    ) -> Result<i64, TgError> {
         let mut params = json!({
             "chat_id": chat_id,
             "text": text,
@@ -338,11 +355,20 @@ impl Telegram {
             params["reply_markup"] = keyboard_json(k);
         }
         let message = self.call("sendMessage", &params)?;
-        Ok(message.get("message_id").and_then(Value::as_i64).unwrap_or(0))
+        Ok(message
+            .get("message_id")
+            .and_then(Value::as_i64)
+            .unwrap_or(0))
     }
 
     /// `editMessageText`; "not modified" counts as success.
-    pub fn edit_message(&self, chat_id: i64, message_id: i64, text: &str, keyboard: Option<&Keyboard>) -> Result<(), TgError> {
+    pub fn edit_message(
+        &self,
+        chat_id: i64,
+        message_id: i64,
+        text: &str,
+        keyboard: Option<&Keyboard>,
+    ) -> Result<(), TgError> {
         let mut params = json!({
             "chat_id": chat_id,
             "message_id": message_id,
@@ -392,10 +418,21 @@ mod tests {
         assert_eq!(id, Some(5));
         assert!(matches!(inc, Incoming::Message { chat_id: 7, ref text, .. } if text == "/start"));
         let (id, inc) = parse_update(&json!({"update_id": 6, "edited_message": {}}));
-        assert_eq!((id, inc), (Some(6), Incoming::Ignored("edited_message".into())));
-        let (id, inc) = parse_update(&json!({"update_id": 8, "callback_query": {"id": "q", "from": {"id": 1, "first_name": "B"}, "message": {"chat": {"id": 1}, "message_id": 3, "date": 0}, "data": "m:1"}}));
+        assert_eq!(
+            (id, inc),
+            (Some(6), Incoming::Ignored("edited_message".into()))
+        );
+        let (id, inc) = parse_update(
+            &json!({"update_id": 8, "callback_query": {"id": "q", "from": {"id": 1, "first_name": "B"}, "message": {"chat": {"id": 1}, "message_id": 3, "date": 0}, "data": "m:1"}}),
+        );
         assert_eq!(id, Some(8));
-        assert!(matches!(inc, Incoming::Callback { message_id: Some(3), .. }));
+        assert!(matches!(
+            inc,
+            Incoming::Callback {
+                message_id: Some(3),
+                ..
+            }
+        ));
         let (id, inc) = parse_update(&json!("garbage"));
         assert_eq!(id, None);
         assert!(matches!(inc, Incoming::Ignored(_)));
@@ -403,8 +440,18 @@ mod tests {
 
     #[test]
     fn error_kinds() {
-        let api = |code, d: &str| TgError::Api { code, description: d.into(), retry_after: None };
-        assert!(api(400, "Bad Request: message is not modified: specified new message content").is_not_modified());
+        let api = |code, d: &str| TgError::Api {
+            code,
+            description: d.into(),
+            retry_after: None,
+        };
+        assert!(
+            api(
+                400,
+                "Bad Request: message is not modified: specified new message content"
+            )
+            .is_not_modified()
+        );
         assert!(api(403, "Forbidden: bot was blocked by the user").is_permanent_for_chat());
         assert!(api(400, "Bad Request: chat not found").is_permanent_for_chat());
         assert!(api(502, "Bad Gateway").is_transient());

@@ -10,7 +10,12 @@ use crate::support::wait_until;
 fn start_up_registers_commands_and_polls_only_what_it_handles() {
     let bot = Bot::start(vec![Srv::new("Main")]);
     let tg = &bot.tg;
-    let order: Vec<String> = tg.calls().iter().map(|c| c.method.clone()).take(2).collect();
+    let order: Vec<String> = tg
+        .calls()
+        .iter()
+        .map(|c| c.method.clone())
+        .take(2)
+        .collect();
     assert_eq!(order, ["getme", "deletewebhook"]);
     let commands = tg.wait_count(WAIT, "setmycommands", 5);
     assert_eq!(commands.len(), 5, "default + en, ru, de, es");
@@ -26,7 +31,10 @@ fn start_up_registers_commands_and_polls_only_what_it_handles() {
         .collect();
     assert_eq!(names, ["start", "status", "help"]);
     let poll = &tg.calls_to("getupdates")[0];
-    assert_eq!(poll.params["allowed_updates"], serde_json::json!(["message", "callback_query"]));
+    assert_eq!(
+        poll.params["allowed_updates"],
+        serde_json::json!(["message", "callback_query"])
+    );
     assert_eq!(poll.int("timeout"), Some(1));
 }
 
@@ -47,7 +55,16 @@ fn start_shows_one_button_per_server_within_64_bytes() {
     let menu = bot.wait_text(OP, picker.message_id, "What would you like to see?");
     assert!(menu.plain.contains(&long), "{}", menu.plain);
     let labels: Vec<String> = menu.all_buttons().into_iter().map(|b| b.0).collect();
-    assert_eq!(labels, ["📊 Status", "🎥 Running conferences", "👥 Users online", "🕸 Forgotten conferences", "‹ Back"]);
+    assert_eq!(
+        labels,
+        [
+            "📊 Status",
+            "🎥 Running conferences",
+            "👥 Users online",
+            "🕸 Forgotten conferences",
+            "‹ Back"
+        ]
+    );
 }
 
 #[test]
@@ -61,7 +78,12 @@ fn strangers_get_one_short_denial_and_nothing_else() {
     // while an operator's message right after it is answered.
     bot.say(STRANGER, STRANGER, "/start");
     bot.start_chat(OP);
-    assert_eq!(bot.tg.history(STRANGER).len(), 1, "{}", bot.transcript(STRANGER));
+    assert_eq!(
+        bot.tg.history(STRANGER).len(),
+        1,
+        "{}",
+        bot.transcript(STRANGER)
+    );
     // A stranger's button press is answered with a denial and changes nothing.
     let picker = bot.tg.last_message(OP).unwrap();
     let (_, data) = picker.button("Main").unwrap();
@@ -106,11 +128,17 @@ fn commands_for_another_bot_in_a_group_are_ignored() {
 #[test]
 fn unknown_updates_are_confirmed_and_the_next_is_handled() {
     let bot = Bot::start(vec![Srv::new("Main")]);
-    bot.tg.push_update(serde_json::json!({"edited_message": {"message_id": 1}}));
-    bot.tg.push_update(serde_json::json!({"guest_message": {"x": 1}}));
-    bot.tg.push_update(serde_json::json!({"message": {"message_id": 9, "chat": {"id": OP}}}));
+    bot.tg
+        .push_update(serde_json::json!({"edited_message": {"message_id": 1}}));
+    bot.tg
+        .push_update(serde_json::json!({"guest_message": {"x": 1}}));
+    bot.tg
+        .push_update(serde_json::json!({"message": {"message_id": 9, "chat": {"id": OP}}}));
     bot.start_chat(OP);
-    assert!(wait_until(WAIT, || bot.tg.pending_updates() == 0), "updates were not confirmed");
+    assert!(
+        wait_until(WAIT, || bot.tg.pending_updates() == 0),
+        "updates were not confirmed"
+    );
 }
 
 #[test]
@@ -118,12 +146,21 @@ fn the_last_handled_update_survives_a_restart() {
     let mut bot = Bot::start(vec![Srv::new("Main")]);
     bot.start_chat(OP);
     let state = bot.dir.join("state/state.json");
-    assert!(wait_until(WAIT, || std::fs::read_to_string(&state).is_ok_and(|s| s.contains("last_update_id"))));
+    assert!(wait_until(WAIT, || std::fs::read_to_string(&state)
+        .is_ok_and(|s| s.contains("last_update_id"))));
     bot.restart();
     let polls = bot.tg.calls_to("getupdates");
-    let first_after_restart = polls.iter().rev().find(|c| c.int("offset").is_some()).unwrap();
-    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
-    assert_eq!(first_after_restart.int("offset"), Some(saved["last_update_id"].as_i64().unwrap() + 1));
+    let first_after_restart = polls
+        .iter()
+        .rev()
+        .find(|c| c.int("offset").is_some())
+        .unwrap();
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(
+        first_after_restart.int("offset"),
+        Some(saved["last_update_id"].as_i64().unwrap() + 1)
+    );
     assert_eq!(bot.tg.history(OP).len(), 1, "the /start was handled twice");
 }
 
@@ -138,7 +175,10 @@ fn a_corrupt_state_file_is_replaced_and_the_bot_serves() {
     let state = bot.dir.join("state/state.json");
     assert!(wait_until(WAIT, || state.exists()));
     let text = std::fs::read_to_string(state).unwrap();
-    assert!(serde_json::from_str::<serde_json::Value>(&text).is_ok(), "{text}");
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&text).is_ok(),
+        "{text}"
+    );
 }
 
 #[test]
@@ -149,17 +189,33 @@ fn telegram_errors_on_polling_are_survived_without_a_busy_loop() {
     tg.script("getUpdates", Reply::bad_gateway_html());
     tg.script("getUpdates", Reply::conflict());
     tg.script("getUpdates", Reply::too_many_requests(1));
-    tg.script("getUpdates", Reply::Raw { status: 200, content_type: "application/json".into(), body: "{\"ok\":tr".into() });
+    tg.script(
+        "getUpdates",
+        Reply::Raw {
+            status: 200,
+            content_type: "application/json".into(),
+            body: "{\"ok\":tr".into(),
+        },
+    );
     // The held poll ends after its 1 s timeout; then the four failures, with
     // backoff 1 s, 2 s, retry_after 1 s, 4 s; then a normal poll.
     let polls = tg.wait_count(Duration::from_secs(20), "getupdates", before + 5);
     assert_eq!(polls.len(), before + 5, "the bot stopped polling");
     bot.start_chat(OP);
     let failed = &polls[before..before + 5];
-    let gaps: Vec<u128> = failed.windows(2).map(|w| w[1].at.duration_since(w[0].at).as_millis()).collect();
+    let gaps: Vec<u128> = failed
+        .windows(2)
+        .map(|w| w[1].at.duration_since(w[0].at).as_millis())
+        .collect();
     assert!(gaps[0] >= 900 && gaps[1] >= 1900, "no backoff: {gaps:?} ms");
-    assert!(gaps[2] >= 900 && gaps[2] < 1900, "retry_after not honoured: {gaps:?} ms");
-    assert!(gaps[3] >= 3900, "no backoff after a broken answer: {gaps:?} ms");
+    assert!(
+        gaps[2] >= 900 && gaps[2] < 1900,
+        "retry_after not honoured: {gaps:?} ms"
+    );
+    assert!(
+        gaps[3] >= 3900,
+        "no backoff after a broken answer: {gaps:?} ms"
+    );
     assert_eq!(tg.concurrent_polls(), 0);
 }
 
@@ -174,6 +230,9 @@ fn a_rejected_token_at_start_exits_2() {
     let out = bin().arg("--config").arg(&path).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("Telegram rejected the bot token (401 Unauthorized)"), "{stderr}");
+    assert!(
+        stderr.contains("Telegram rejected the bot token (401 Unauthorized)"),
+        "{stderr}"
+    );
     assert!(!stderr.contains(TOKEN));
 }

@@ -70,7 +70,13 @@ pub fn toml_str(s: &str) -> String {
 }
 
 /// The settings file for a setup: `top` goes before the first table, `tables` at the end.
-pub fn settings_text(tg: &FakeTelegram, dir: &TempDir, servers: &[Srv], top: &str, tables: &str) -> String {
+pub fn settings_text(
+    tg: &FakeTelegram,
+    dir: &TempDir,
+    servers: &[Srv],
+    top: &str,
+    tables: &str,
+) -> String {
     let mut text = format!(
         "tg-api-token = \"{TOKEN}\"\ntg-users-id = [{OP}, {OP2}]\ntg-viewers-id = [{VIEWER}]\nlocale = \"en\"\n\
          tg-api-url = \"{}\"\ntg-poll-timeout = 1\nstate-dir = {}\n{top}\n",
@@ -122,7 +128,11 @@ impl Bot {
         let tg = FakeTelegram::start();
         let dir = TempDir::new();
         let settings = dir.join("settings.toml");
-        std::fs::write(&settings, settings_text(&tg, &dir, &servers, &setup.top, &setup.tables)).unwrap();
+        std::fs::write(
+            &settings,
+            settings_text(&tg, &dir, &servers, &setup.top, &setup.tables),
+        )
+        .unwrap();
         let mut bot = Bot {
             tg,
             servers,
@@ -138,11 +148,14 @@ impl Bot {
     fn launch(&mut self) {
         let loaded = config::load(&self.settings, None).unwrap_or_else(|e| panic!("settings: {e}"));
         let settings = loaded.settings;
-        let (locales, _) = Locales::load(settings.locales_dir.as_deref(), &settings.locale).unwrap();
+        let (locales, _) =
+            Locales::load(settings.locales_dir.as_deref(), &settings.locale).unwrap();
         let shutdown = Shutdown::new();
         self.shutdown = shutdown.clone();
         let polls = self.tg.calls_to("getupdates").len();
-        self.thread = Some(std::thread::spawn(move || trueconf_bot::run(settings, locales, shutdown)));
+        self.thread = Some(std::thread::spawn(move || {
+            trueconf_bot::run(settings, locales, shutdown)
+        }));
         assert!(
             self.tg.wait_count(WAIT, "getupdates", polls + 1).len() > polls,
             "the bot did not start polling"
@@ -177,7 +190,9 @@ impl Bot {
     pub fn start_chat(&self, user: i64) -> Msg {
         let before = self.tg.history(user).len();
         self.say(user, user, "/start");
-        self.wait(user, |m| m.message_id > before as i64 && m.plain.contains("Choose a server"))
+        self.wait(user, |m| {
+            m.message_id > before as i64 && m.plain.contains("Choose a server")
+        })
     }
 
     /// Waits until a message in `chat` satisfies `pred`; fails with the transcript.
@@ -185,23 +200,31 @@ impl Bot {
     pub fn wait(&self, chat: i64, pred: impl Fn(&Msg) -> bool) -> Msg {
         match self.tg.wait_message(WAIT, chat, pred) {
             Some(m) => m,
-            None => panic!("expected message not seen in chat {chat}; transcript:\n{}", self.transcript(chat)),
+            None => panic!(
+                "expected message not seen in chat {chat}; transcript:\n{}",
+                self.transcript(chat)
+            ),
         }
     }
 
     /// Waits until the message with this id shows `needle` in its plain text.
     #[track_caller]
     pub fn wait_text(&self, chat: i64, message_id: i64, needle: &str) -> Msg {
-        self.wait(chat, |m| m.message_id == message_id && m.plain.contains(needle))
+        self.wait(chat, |m| {
+            m.message_id == message_id && m.plain.contains(needle)
+        })
     }
 
     /// Presses the first button whose label contains `label` on message `msg`,
     /// as `user`; waits for the press to be answered; returns the callback id.
     #[track_caller]
     pub fn click(&self, user: i64, chat: i64, msg: &Msg, label: &str) -> String {
-        let (_, data) = msg
-            .button(label)
-            .unwrap_or_else(|| panic!("no button '{label}' on message:\n{}\nbuttons: {:?}", msg.plain, msg.buttons));
+        let (_, data) = msg.button(label).unwrap_or_else(|| {
+            panic!(
+                "no button '{label}' on message:\n{}\nbuttons: {:?}",
+                msg.plain, msg.buttons
+            )
+        });
         self.press(user, chat, msg.message_id, &data)
     }
 
@@ -209,9 +232,9 @@ impl Bot {
     #[track_caller]
     pub fn press(&self, user: i64, chat: i64, message_id: i64, data: &str) -> String {
         let id = self.tg.push_callback(user, chat, message_id, data, None);
-        let answered = self
-            .tg
-            .wait_for(WAIT, |c| c.method == "answercallbackquery" && c.str("callback_query_id").as_deref() == Some(&id));
+        let answered = self.tg.wait_for(WAIT, |c| {
+            c.method == "answercallbackquery" && c.str("callback_query_id").as_deref() == Some(&id)
+        });
         assert!(answered.is_some(), "press {data:?} was not answered");
         id
     }
@@ -230,7 +253,12 @@ impl Bot {
         self.tg
             .history(chat)
             .iter()
-            .map(|m| format!("--- #{} (edits {})\n{}\n{:?}", m.message_id, m.edits, m.plain, m.buttons))
+            .map(|m| {
+                format!(
+                    "--- #{} (edits {})\n{}\n{:?}",
+                    m.message_id, m.edits, m.plain, m.buttons
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -243,7 +271,9 @@ impl Bot {
         let menu = self.wait_text(user, picker.message_id, "What would you like to see?");
         let edits = menu.edits;
         self.click(user, user, &menu, entry);
-        self.wait(user, |m| m.message_id == picker.message_id && m.edits > edits)
+        self.wait(user, |m| {
+            m.message_id == picker.message_id && m.edits > edits
+        })
     }
 }
 
@@ -259,7 +289,19 @@ impl Drop for Bot {
 /// The real binary, with an environment that cannot change its behaviour.
 pub fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_trueconf-bot"));
-    for var in ["RUST_LOG", "STATE_DIRECTORY", "JOURNAL_STREAM", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy", "NO_PROXY", "no_proxy"] {
+    for var in [
+        "RUST_LOG",
+        "STATE_DIRECTORY",
+        "JOURNAL_STREAM",
+        "HTTPS_PROXY",
+        "HTTP_PROXY",
+        "ALL_PROXY",
+        "https_proxy",
+        "http_proxy",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ] {
         cmd.env_remove(var);
     }
     cmd

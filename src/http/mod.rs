@@ -185,7 +185,9 @@ impl Client {
     }
 }
 
-fn finish(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Response, NetError> {
+fn finish(
+    result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<Response, NetError> {
     let mut response = result.map_err(classify)?;
     let status = response.status().as_u16();
     let body = response
