@@ -236,3 +236,197 @@ fn a_rejected_token_at_start_exits_2() {
     );
     assert!(!stderr.contains(TOKEN));
 }
+
+/// Runs the binary with `args`, returns (exit code, stdout, stderr).
+fn run_bin(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let mut cmd = bin();
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn command_line_help_version_and_usage_errors() {
+    let (code, out, _) = run_bin(&["--help"], &[]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("trueconf-bot check [--config PATH]"), "{out}");
+    let (code, out, _) = run_bin(&["--version"], &[]);
+    assert_eq!(
+        (code, out.trim()),
+        (Some(0), concat!("trueconf-bot ", env!("CARGO_PKG_VERSION")))
+    );
+    let (code, _, err) = run_bin(&["--bogus"], &[]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        "trueconf-bot: unknown argument '--bogus'\nTry 'trueconf-bot --help'.\n"
+    );
+    let (code, _, err) = run_bin(&["--config"], &[]);
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            Some(2),
+            "trueconf-bot: --config needs a file path\nTry 'trueconf-bot --help'.\n"
+        )
+    );
+}
+
+#[test]
+fn settings_problems_exit_2_naming_file_key_and_reason() {
+    let dir = crate::support::TempDir::new();
+    let missing = dir.join("settings.toml");
+    let (code, _, err) = run_bin(&["--config", missing.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("settings.toml: the settings cannot be used:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("copy settings.example.toml to settings.toml"),
+        "{err}"
+    );
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "tg-api-token = \"1:x\"\ntg-users-id = [1,\n").unwrap();
+    let (code, _, err) = run_bin(&["--config", bad.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("not valid TOML: TOML parse error at line"),
+        "{err}"
+    );
+
+    let typed = dir.join("typed.toml");
+    std::fs::write(&typed, "tg-api-token = 5\ntg-users-id = []\n[servers.a]\nip = \"h\"\nssl_certificate = \"nope.pem\"\n").unwrap();
+    let (code, _, err) = run_bin(&["--config", typed.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(2));
+    for expected in [
+        "  - tg-api-token: must be a string in quotes, found the number 5",
+        "  - tg-users-id: is empty; list at least one Telegram user id",
+        "  - servers.a: needs client_id and client_secret",
+        "  - servers.a.ssl_certificate: certificate file",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn warnings_for_unknown_keys_and_readable_settings_without_timestamps_under_journald() {
+    use std::os::unix::fs::PermissionsExt;
+    let tg = crate::support::fake_telegram::FakeTelegram::start();
+    tg.set_token("1:revoked"); // exit right after the warnings
+    let dir = crate::support::TempDir::new();
+    let servers = [Srv::new("Main")];
+    let path = dir.join("settings.toml");
+    std::fs::write(
+        &path,
+        settings_text(&tg, &dir, &servers, "tg-user-id = [5]", ""),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, _, err) = run_bin(
+        &["--config", path.to_str().unwrap()],
+        &[("JOURNAL_STREAM", "8:1234")],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    let warn_lines: Vec<&str> = err.lines().filter(|l| l.contains("WARN")).collect();
+    assert!(
+        warn_lines.iter().any(
+            |l| l.contains("unknown key 'tg-user-id' is ignored (did you mean 'tg-users-id'?)")
+        ),
+        "{err}"
+    );
+    assert!(
+        warn_lines
+            .iter()
+            .any(|l| l.contains("is readable by every user") && l.contains("chmod 600")),
+        "{err}"
+    );
+    for line in warn_lines {
+        assert!(
+            line.starts_with("[WARN"),
+            "journald adds its own timestamps: {line}"
+        );
+    }
+}
+
+#[test]
+fn secrets_never_reach_the_log_at_the_most_verbose_level() {
+    use crate::support::fake_trueconf::{CLIENT_SECRET, Conf};
+    let tg = crate::support::fake_telegram::FakeTelegram::start();
+    let dir = crate::support::TempDir::new();
+    let servers = [
+        Srv::new("Main").monitored(0.05),
+        Srv::with_tls("Other", crate::support::fake_trueconf::Tls::SelfSigned),
+    ];
+    let main = &servers[0].fake;
+    main.set_conferences(vec![Conf::running("4815162342", 4000)]);
+    main.set_token_ttl(1);
+    let path = dir.join("settings.toml");
+    std::fs::write(&path, settings_text(&tg, &dir, &servers, "", "")).unwrap();
+    let log = std::fs::File::create(dir.join("log.txt")).unwrap();
+    let mut child = bin()
+        .args(["--config", path.to_str().unwrap()])
+        .env(
+            "RUST_LOG",
+            "trace,ureq=trace,ureq_proto=trace,rustls=trace,ureq::run=trace",
+        )
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let chat = |text: &str| tg.push_message(OP, OP, text, None);
+    let wait = |pred: &dyn Fn(&crate::support::fake_telegram::Msg) -> bool| {
+        tg.wait_message(WAIT, OP, pred).expect("the bot answered")
+    };
+    chat("/start");
+    let picker = wait(&|m| m.plain.contains("Choose a server"));
+    let press = |msg: &crate::support::fake_telegram::Msg, label: &str| {
+        let (_, data) = msg.button(label).expect("button");
+        tg.push_callback(OP, OP, msg.message_id, &data, None);
+    };
+    press(&picker, "Main");
+    let menu = wait(&|m| m.plain.contains("What would you like to see?"));
+    press(&menu, "Running");
+    let list = wait(&|m| m.plain.contains("Running conferences: 1"));
+    // The token expires; the next request renews it.
+    main.expire_tokens();
+    press(&list, "Stop 4815162342");
+    let confirm = wait(&|m| m.plain.contains("Stop this conference?"));
+    press(&confirm, "Yes, stop");
+    wait(&|m| m.plain.contains("has been stopped"));
+    chat("/status");
+    wait(&|m| m.plain.contains("All servers"));
+    main.set_up(false);
+    wait(&|m| m.plain.contains("is DOWN"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(dir.join("log.txt")).unwrap();
+    assert!(log.contains("DEBUG"), "the log was not verbose:\n{log}");
+    let mut secrets = vec![TOKEN.to_string(), CLIENT_SECRET.to_string()];
+    for fake in [&servers[0].fake, &servers[1].fake] {
+        secrets.extend(fake.requests().into_iter().filter_map(|r| r.token));
+    }
+    assert!(secrets.len() > 3, "no access token was issued: {secrets:?}");
+    for secret in &secrets {
+        assert!(
+            !log.contains(secret.as_str()),
+            "a secret reached the log:\n{log}"
+        );
+    }
+    let token_id = TOKEN.split(':').nth(1).unwrap();
+    assert!(!log.contains(token_id));
+    assert!(
+        !log.contains("/bot"),
+        "a Telegram URL reached the log:\n{log}"
+    );
+    assert!(
+        !log.contains("access_token="),
+        "a TrueConf URL reached the log:\n{log}"
+    );
+}
