@@ -28,7 +28,13 @@ pub struct Record {
 }
 
 impl Record {
-    pub fn by_user(user: &User, server: &str, conference: Option<&str>, action: &str, result: &str) -> Record {
+    pub fn by_user(
+        user: &User,
+        server: &str,
+        conference: Option<&str>,
+        action: &str,
+        result: &str,
+    ) -> Record {
         Record {
             time: rfc3339(now_unix()),
             user_id: Some(user.id),

@@ -120,7 +120,7 @@ pub fn run(settings: Settings, locales: Locales, shutdown: Shutdown) -> Result<(
         notices: notice_tx,
     });
 
-    spawn("tg-notify", {
+    let notifier = spawn("tg-notify", {
         let ctx = ctx.clone();
         move || notify::run(&ctx, notice_rx)
     });
@@ -159,8 +159,10 @@ pub fn run(settings: Settings, locales: Locales, shutdown: Shutdown) -> Result<(
         let _ = m.send(MonitorCmd::Quit);
     }
     let _ = ctx.notices.send(Notice::Quit);
-    // The poller ends at its next poll; wait for it so no update is half-handled.
+    // The poller ends at its next poll; wait for it so no update is half-handled,
+    // and for the notifier so that what it holds is in state.json.
     let _ = poller.join();
+    let _ = notifier.join();
     Ok(())
 }
 

@@ -125,7 +125,9 @@ fn encode_list(list: List) -> String {
 fn decode_list(s: &str) -> Option<List> {
     match s {
         "r" => Some(List::Running),
-        _ => Some(List::Forgotten(minutes(parse_small(s.strip_prefix('f')?)?)?)),
+        _ => Some(List::Forgotten(minutes(parse_small(
+            s.strip_prefix('f')?,
+        )?)?)),
     }
 }
 
@@ -188,10 +190,24 @@ mod tests {
     #[test]
     fn garbage_is_rejected() {
         for data in [
-            "", ":", "m", "m:", "m:XYZ", "m:0123456", "m:0123456789", "o:01234567:2",
-            "r:01234567:-1", "r:01234567:1e3", "f:01234567:525601:0", "x:01234567:abc:r",
-            "y:01234567:0123456789ab:z", "y:01234567:0123456789ab:f", "p:extra",
-            "m:01234567:extra", "\u{0}\u{1}", &"m:".repeat(40),
+            "",
+            ":",
+            "m",
+            "m:",
+            "m:XYZ",
+            "m:0123456",
+            "m:0123456789",
+            "o:01234567:2",
+            "r:01234567:-1",
+            "r:01234567:1e3",
+            "f:01234567:525601:0",
+            "x:01234567:abc:r",
+            "y:01234567:0123456789ab:z",
+            "y:01234567:0123456789ab:f",
+            "p:extra",
+            "m:01234567:extra",
+            "\u{0}\u{1}",
+            &"m:".repeat(40),
         ] {
             assert_eq!(Press::decode(data), None, "{data:?}");
         }

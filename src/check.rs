@@ -26,17 +26,27 @@ struct Line {
 }
 
 fn pass(text: impl Into<String>) -> Line {
-    Line { ok: true, text: text.into() }
+    Line {
+        ok: true,
+        text: text.into(),
+    }
 }
 
 fn fail(text: impl Into<String>) -> Line {
-    Line { ok: false, text: text.into() }
+    Line {
+        ok: false,
+        text: text.into(),
+    }
 }
 
 /// Runs every check; `Err(CheckFailed)` when any failed.
 pub fn run(settings: &Settings) -> Result<(), Error> {
     let started = Instant::now();
-    println!("✔ settings: {} is valid ({} server(s))", settings.path.display(), settings.servers.len());
+    println!(
+        "✔ settings: {} is valid ({} server(s))",
+        settings.path.display(),
+        settings.servers.len()
+    );
     let (tx, rx) = mpsc::channel::<(usize, Vec<Line>)>();
     {
         let tx = tx.clone();
@@ -69,23 +79,34 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
                 0 => "telegram".to_string(),
                 _ => format!("server '{}'", settings.servers[i - 1].name),
             };
-            vec![fail(format!("{what}: no answer within {} s — it hangs; check the network path", DEADLINE.as_secs()))]
+            vec![fail(format!(
+                "{what}: no answer within {} s — it hangs; check the network path",
+                DEADLINE.as_secs()
+            ))]
         });
         for line in lines {
             all_ok &= line.ok;
             println!("{} {}", if line.ok { "✔" } else { "✘" }, line.text);
         }
     }
-    if all_ok { Ok(()) } else { Err(Error::CheckFailed) }
+    if all_ok {
+        Ok(())
+    } else {
+        Err(Error::CheckFailed)
+    }
 }
 
 fn telegram(tg: &Telegram) -> Line {
     match tg.get_me() {
         Ok(name) => pass(format!("telegram: the token works, the bot is @{name}")),
-        Err(TgError::Api { code: 401 | 404, .. }) => {
-            fail("telegram: the bot token was rejected (401) — put the current token from @BotFather into tg-api-token")
-        }
-        Err(e) => fail(format!("telegram: {e} — check that this machine reaches the Bot API (tg-api-url, firewall, proxy)")),
+        Err(TgError::Api {
+            code: 401 | 404, ..
+        }) => fail(
+            "telegram: the bot token was rejected (401) — put the current token from @BotFather into tg-api-token",
+        ),
+        Err(e) => fail(format!(
+            "telegram: {e} — check that this machine reaches the Bot API (tg-api-url, firewall, proxy)"
+        )),
     }
 }
 
@@ -97,16 +118,24 @@ fn check_server(server: &Server) -> Vec<Line> {
     // Name resolution, in a thread: the system resolver has no timeout.
     let addrs = match resolve(&host, port) {
         Ok(addrs) => {
-            let first = addrs.first().map(|a| a.ip().to_string()).unwrap_or_default();
+            let first = addrs
+                .first()
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default();
             lines.push(pass(format!("{name}: {host} resolves to {first}")));
             addrs
         }
         Err(why) => {
-            lines.push(fail(format!("{name}: {host} cannot be resolved ({why}) — check ip in the settings")));
+            lines.push(fail(format!(
+                "{name}: {host} cannot be resolved ({why}) — check ip in the settings"
+            )));
             return lines;
         }
     };
-    match addrs.iter().find_map(|a| TcpStream::connect_timeout(a, STEP).ok()) {
+    match addrs
+        .iter()
+        .find_map(|a| TcpStream::connect_timeout(a, STEP).ok())
+    {
         Some(_) => lines.push(pass(format!("{name}: TCP connection to port {port} works"))),
         None => {
             lines.push(fail(format!(
@@ -118,11 +147,15 @@ fn check_server(server: &Server) -> Vec<Line> {
     }
     let client = TrueConf::new(server);
     match client.check_tls() {
-        Ok(_) => lines.push(pass(format!("{name}: TLS {}", match &server.trust {
-            Trust::BuiltIn => "certificate trusted (public CAs)".to_string(),
-            Trust::Pinned { path, .. } => format!("certificate trusted ({})", path.display()),
-            Trust::Off => "works, but verification is OFF (ssl_certificate = false)".to_string(),
-        }))),
+        Ok(_) => lines.push(pass(format!(
+            "{name}: TLS {}",
+            match &server.trust {
+                Trust::BuiltIn => "certificate trusted (public CAs)".to_string(),
+                Trust::Pinned { path, .. } => format!("certificate trusted ({})", path.display()),
+                Trust::Off =>
+                    "works, but verification is OFF (ssl_certificate = false)".to_string(),
+            }
+        ))),
         Err(Problem::TlsUntrusted(why)) => {
             lines.push(fail(format!(
                 "{name}: TLS: certificate not trusted ({why}) — set ssl_certificate to the server's certificate file (or its CA)"
@@ -131,13 +164,18 @@ fn check_server(server: &Server) -> Vec<Line> {
             return lines;
         }
         Err(p) => {
-            lines.push(fail(format!("{name}: HTTPS: {p} — check ip (and its :port) in the settings")));
+            lines.push(fail(format!(
+                "{name}: HTTPS: {p} — check ip (and its :port) in the settings"
+            )));
             lines.push(status_line(server, &name));
             return lines;
         }
     }
     match client.check_token() {
-        Ok(true) => lines.push(pass(format!("{name}: OAuth2 token received for client_id {}", server.client_id))),
+        Ok(true) => lines.push(pass(format!(
+            "{name}: OAuth2 token received for client_id {}",
+            server.client_id
+        ))),
         Ok(false) => lines.push(pass(format!("{name}: using the fixed access_token"))),
         Err(p) => {
             lines.push(fail(format!("{name}: token: {p} — {}", fix(&p))));
@@ -147,7 +185,10 @@ fn check_server(server: &Server) -> Vec<Line> {
     }
     let running = client.running_conferences();
     match &running {
-        Ok(calls) => lines.push(pass(format!("{name}: API logs/calls works ({} conference(s) running)", calls.len()))),
+        Ok(calls) => lines.push(pass(format!(
+            "{name}: API logs/calls works ({} conference(s) running)",
+            calls.len()
+        ))),
         Err(p) => lines.push(fail(format!("{name}: API logs/calls: {p} — {}", fix(p)))),
     }
     match client.check_users() {
@@ -156,10 +197,17 @@ fn check_server(server: &Server) -> Vec<Line> {
     }
     match running.as_ref().ok().and_then(|c| c.first()) {
         Some(call) => match client.participants(&call.session_id) {
-            Ok(_) => lines.push(pass(format!("{name}: API conference-sessions/participants works"))),
-            Err(p) => lines.push(fail(format!("{name}: API conference-sessions/participants: {p} — {}", fix(&p)))),
+            Ok(_) => lines.push(pass(format!(
+                "{name}: API conference-sessions/participants works"
+            ))),
+            Err(p) => lines.push(fail(format!(
+                "{name}: API conference-sessions/participants: {p} — {}",
+                fix(&p)
+            ))),
         },
-        None => lines.push(pass(format!("{name}: API conference-sessions/participants not tried (no conference running)"))),
+        None => lines.push(pass(format!(
+            "{name}: API conference-sessions/participants not tried (no conference running)"
+        ))),
     }
     lines.push(status_line(server, &name));
     lines
@@ -168,7 +216,10 @@ fn check_server(server: &Server) -> Vec<Line> {
 fn status_line(server: &Server, name: &str) -> Line {
     let probe = Client::new(&Trust::BuiltIn, Timeouts::probe(STEP));
     match monitor::probe(&probe, server) {
-        Ok(()) => pass(format!("{name}: /vsstatus on port {} answers: the server is up", server.status_port)),
+        Ok(()) => pass(format!(
+            "{name}: /vsstatus on port {} answers: the server is up",
+            server.status_port
+        )),
         Err(why) => fail(format!(
             "{name}: /vsstatus on port {}: {why} — check status_port and that this machine may reach it",
             server.status_port
@@ -179,7 +230,9 @@ fn status_line(server: &Server, name: &str) -> Line {
 fn fix(p: &Problem) -> &'static str {
     match p {
         Problem::Unreachable(_) | Problem::Timeout => "check that the server runs and is reachable",
-        Problem::TlsUntrusted(_) => "set ssl_certificate to the server's certificate file (or its CA)",
+        Problem::TlsUntrusted(_) => {
+            "set ssl_certificate to the server's certificate file (or its CA)"
+        }
         Problem::CredentialsRejected => "check client_id and client_secret (or access_token)",
         Problem::MissingPermission(_) => {
             "grant the OAuth2 application this permission in the server's web interface (see README)"
@@ -192,7 +245,10 @@ fn fix(p: &Problem) -> &'static str {
 fn split_host(host: &str) -> (String, u16) {
     if let Some(rest) = host.strip_prefix('[') {
         let (h, tail) = rest.split_once(']').unwrap_or((rest, ""));
-        let port = tail.strip_prefix(':').and_then(|p| p.parse().ok()).unwrap_or(443);
+        let port = tail
+            .strip_prefix(':')
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(443);
         return (h.to_string(), port);
     }
     match host.rsplit_once(':') {

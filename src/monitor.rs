@@ -92,7 +92,9 @@ impl Judge {
                     Some(Health::Down) => {
                         let remind = remind_every?;
                         let last = state.last_alert.unwrap_or(0);
-                        if now.saturating_sub(last) >= remind.as_secs().max(1) {
+                        // Whole seconds: at least `remind_every`, and at most one a second.
+                        let quiet = Duration::from_secs(now.saturating_sub(last));
+                        if quiet >= remind.max(Duration::from_secs(1)) {
                             state.last_alert = Some(now);
                             let down_for = now.saturating_sub(state.since.unwrap_or(now));
                             Some(Alert::Reminder { down_for })
@@ -134,12 +136,25 @@ pub fn run(ctx: &Ctx, index: usize, commands: Receiver<MonitorCmd>) {
         }
         let monitoring = &ctx.settings.monitoring;
         let alert = ctx.store.update_server(&server.name, |state| {
-            judge.step(state, &result, now_unix(), monitoring.failures_before_down, monitoring.remind_every)
+            // Switched off while this probe was under way: the switch cleared
+            // the judgement, and a late result must neither restore it nor alert.
+            if !state.monitoring.unwrap_or(server.monitor_at_start) {
+                return None;
+            }
+            judge.step(
+                state,
+                &result,
+                now_unix(),
+                monitoring.failures_before_down,
+                monitoring.remind_every,
+            )
         });
         if let Some(alert) = alert {
             match &alert {
                 Alert::Down { reason } => log::info!("server '{}' is DOWN: {reason}", server.name),
-                Alert::Up { down_for } => log::info!("server '{}' is UP again after {down_for} s", server.name),
+                Alert::Up { down_for } => {
+                    log::info!("server '{}' is UP again after {down_for} s", server.name)
+                }
                 Alert::Reminder { .. } => log::info!("server '{}' is still DOWN", server.name),
             }
             for chat_id in ctx.settings.everyone() {
@@ -164,9 +179,18 @@ pub fn alert_text(tr: Tr, server: &Server, alert: &Alert) -> String {
     let name = escape(&server.name);
     let since = |secs: u64| screen::human_duration(tr, Duration::from_secs(secs));
     match alert {
-        Alert::Down { reason } => tr.f("alert_down", &[("name", &name), ("reason", &escape(reason))]),
-        Alert::Up { down_for } => tr.f("alert_up", &[("name", &name), ("duration", &since(*down_for))]),
-        Alert::Reminder { down_for } => tr.f("alert_reminder", &[("name", &name), ("duration", &since(*down_for))]),
+        Alert::Down { reason } => tr.f(
+            "alert_down",
+            &[("name", &name), ("reason", &escape(reason))],
+        ),
+        Alert::Up { down_for } => tr.f(
+            "alert_up",
+            &[("name", &name), ("duration", &since(*down_for))],
+        ),
+        Alert::Reminder { down_for } => tr.f(
+            "alert_reminder",
+            &[("name", &name), ("duration", &since(*down_for))],
+        ),
     }
 }
 
@@ -174,10 +198,19 @@ pub fn alert_text(tr: Tr, server: &Server, alert: &Alert) -> String {
 mod tests {
     use super::*;
 
-    fn run_probes(results: &[bool], n: u32, state: &mut ServerState, judge: &mut Judge) -> Vec<(u64, Alert)> {
+    fn run_probes(
+        results: &[bool],
+        n: u32,
+        state: &mut ServerState,
+        judge: &mut Judge,
+    ) -> Vec<(u64, Alert)> {
         let mut alerts = Vec::new();
         for (t, ok) in results.iter().enumerate() {
-            let r = if *ok { Ok(()) } else { Err("refused".to_string()) };
+            let r = if *ok {
+                Ok(())
+            } else {
+                Err("refused".to_string())
+            };
             if let Some(a) = judge.step(state, &r, t as u64 * 10, n, None) {
                 alerts.push((t as u64 * 10, a));
             }
@@ -188,11 +221,21 @@ mod tests {
     #[test]
     fn down_after_n_failures_up_on_first_success() {
         let (mut state, mut judge) = (ServerState::default(), Judge::default());
-        let alerts = run_probes(&[true, false, false, false, true, true], 2, &mut state, &mut judge);
+        let alerts = run_probes(
+            &[true, false, false, false, true, true],
+            2,
+            &mut state,
+            &mut judge,
+        );
         assert_eq!(
             alerts,
             vec![
-                (20, Alert::Down { reason: "refused".into() }),
+                (
+                    20,
+                    Alert::Down {
+                        reason: "refused".into()
+                    }
+                ),
                 (40, Alert::Up { down_for: 30 }),
             ]
         );
@@ -207,10 +250,34 @@ mod tests {
 
     #[test]
     fn a_restart_while_down_gives_one_up_and_no_second_down() {
-        let mut state = ServerState { health: Some(Health::Down), since: Some(0), ..Default::default() };
+        let mut state = ServerState {
+            health: Some(Health::Down),
+            since: Some(0),
+            ..Default::default()
+        };
         let mut judge = Judge::default(); // new process: no memory of failures
-        let alerts = run_probes(&[false, false, false, true, false], 2, &mut state, &mut judge);
+        let alerts = run_probes(
+            &[false, false, false, true, false],
+            2,
+            &mut state,
+            &mut judge,
+        );
         assert_eq!(alerts, vec![(30, Alert::Up { down_for: 30 })]);
+    }
+
+    #[test]
+    fn a_fractional_reminder_interval_is_never_shortened() {
+        let (mut state, mut judge) = (ServerState::default(), Judge::default());
+        let every = Some(Duration::from_millis(1500));
+        let mut reminders = Vec::new();
+        for t in 0..6u64 {
+            if let Some(Alert::Reminder { .. }) =
+                judge.step(&mut state, &Err("x".into()), t, 1, every)
+            {
+                reminders.push(t);
+            }
+        }
+        assert_eq!(reminders, vec![2, 4]);
     }
 
     #[test]

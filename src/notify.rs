@@ -2,7 +2,8 @@
 //! one queue per chat, so a chat that fails never holds up the others;
 //! transient failures are retried with backoff until delivered, 429 is
 //! honoured, a burst to one chat is merged into one message and paced, never
-//! dropped; a chat that refuses for good (blocked, not found) is skipped.
+//! dropped; a chat that refuses for good (blocked, not found) is skipped, and
+//! so is a message Telegram refuses as such (400).
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::bot::{Backoff, Ctx};
 use crate::html::units;
+use crate::state::Outgoing;
 use crate::telegram::Keyboard;
 
 /// At most one message a second to a chat (Telegram's per-chat limit).
@@ -40,9 +42,23 @@ struct ChatQueue {
     backoff: Backoff,
 }
 
-/// The notifier loop.
+/// The notifier loop. What is not delivered yet lives in state.json too
+/// (the outbox), so that a restart delivers it instead of losing it.
 pub fn run(ctx: &Ctx, notices: Receiver<Notice>) {
     let mut chats: BTreeMap<i64, ChatQueue> = BTreeMap::new();
+    let mut saved = ctx.store.read(|d| d.outbox.clone());
+    for o in &saved {
+        chats.entry(o.chat_id).or_default().pending.push(Pending {
+            text: o.text.clone(),
+            keyboard: o.keyboard.clone(),
+        });
+    }
+    if !saved.is_empty() {
+        log::info!(
+            "{} undelivered message(s) from before the restart",
+            saved.len()
+        );
+    }
     loop {
         let now = Instant::now();
         let due = chats
@@ -55,16 +71,17 @@ pub fn run(ctx: &Ctx, notices: Receiver<Notice>) {
             Some(due) => notices.recv_timeout(due.saturating_duration_since(now)),
         };
         let mut incoming = Vec::new();
+        let mut quit = false;
         match received {
             Ok(n) => incoming.push(n),
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Disconnected) => quit = true,
         }
         // Whatever else arrived joins the same round, so bursts merge.
         incoming.extend(notices.try_iter());
         for notice in incoming {
             match notice {
-                Notice::Quit => return,
+                Notice::Quit => quit = true,
                 Notice::Send {
                     chat_id,
                     text,
@@ -76,6 +93,11 @@ pub fn run(ctx: &Ctx, notices: Receiver<Notice>) {
                     .push(Pending { text, keyboard }),
             }
         }
+        // Written before any attempt: a crash mid-send repeats, never loses.
+        save(ctx, &chats, &mut saved);
+        if quit {
+            return;
+        }
         let now = Instant::now();
         for (chat_id, queue) in chats.iter_mut() {
             if queue.pending.is_empty() || queue.next_try.is_some_and(|t| t > now) {
@@ -83,8 +105,27 @@ pub fn run(ctx: &Ctx, notices: Receiver<Notice>) {
             }
             deliver(ctx, *chat_id, queue);
         }
+        save(ctx, &chats, &mut saved);
         chats
             .retain(|_, q| !q.pending.is_empty() || q.next_try.is_some_and(|t| t > Instant::now()));
+    }
+}
+
+/// Writes the undelivered messages to state.json when they changed.
+fn save(ctx: &Ctx, chats: &BTreeMap<i64, ChatQueue>, saved: &mut Vec<Outgoing>) {
+    let now: Vec<Outgoing> = chats
+        .iter()
+        .flat_map(|(chat_id, q)| {
+            q.pending.iter().map(move |p| Outgoing {
+                chat_id: *chat_id,
+                text: p.text.clone(),
+                keyboard: p.keyboard.clone(),
+            })
+        })
+        .collect();
+    if now != *saved {
+        ctx.store.update(|d| d.outbox = now.clone());
+        *saved = now;
     }
 }
 
@@ -100,6 +141,16 @@ fn deliver(ctx: &Ctx, chat_id: i64, queue: &mut ChatQueue) {
         Err(e) if e.is_permanent_for_chat() => {
             log::warn!("chat {chat_id} does not take messages ({e}); {count} message(s) dropped");
             queue.pending.drain(..count);
+            queue.next_try = None;
+        }
+        // A request Telegram refuses as such (400, 401) fails again however
+        // often it is sent: retrying it would hold up every later message.
+        Err(e) if !e.is_transient() => {
+            log::error!(
+                "telegram refused a message to chat {chat_id} ({e}); {count} message(s) dropped"
+            );
+            queue.pending.drain(..count);
+            queue.backoff.reset();
             queue.next_try = None;
         }
         Err(e) => {

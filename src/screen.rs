@@ -57,7 +57,12 @@ fn title(server: &Server) -> String {
 pub fn picker(tr: Tr, servers: &[Server]) -> Screen {
     let keyboard = servers
         .iter()
-        .map(|s| vec![Button::callback(shorten(&s.name, 60), Press::Menu(s.key.clone()).encode())])
+        .map(|s| {
+            vec![Button::callback(
+                shorten(&s.name, 60),
+                Press::Menu(s.key.clone()).encode(),
+            )]
+        })
         .collect();
     Screen {
         text: tr.t("picker_title").to_string(),
@@ -146,11 +151,35 @@ pub struct Entry<'c> {
 }
 
 /// A page of running conferences (SPEC §7.4).
-pub fn running(tr: Tr, server: &Server, calls: &[Call], page: u32, role: Role, notice: Option<&str>) -> Screen {
-    let entries: Vec<Entry> = calls.iter().map(|call| Entry { call, unknown: false }).collect();
+pub fn running(
+    tr: Tr,
+    server: &Server,
+    calls: &[Call],
+    page: u32,
+    role: Role,
+    notice: Option<&str>,
+) -> Screen {
+    let entries: Vec<Entry> = calls
+        .iter()
+        .map(|call| Entry {
+            call,
+            unknown: false,
+        })
+        .collect();
     let header = tr.f("running_title", &[("count", &calls.len().to_string())]);
     let empty = tr.t("running_empty");
-    list(tr, server, &entries, ListKind::Running, page, role, notice, &header, empty, Vec::new())
+    list(
+        tr,
+        server,
+        &entries,
+        ListKind::Running,
+        page,
+        role,
+        notice,
+        &header,
+        empty,
+        Vec::new(),
+    )
 }
 
 /// A page of forgotten conferences (SPEC §7.6) older than `threshold`;
@@ -166,20 +195,43 @@ pub fn forgotten(
     role: Role,
     notice: Option<&str>,
 ) -> Screen {
-    let chosen = |m: u32| m == minutes || (minutes == 0 && threshold == Duration::from_secs(u64::from(m) * 60));
+    let chosen = |m: u32| {
+        m == minutes || (minutes == 0 && threshold == Duration::from_secs(u64::from(m) * 60))
+    };
     let threshold = human_duration(tr, threshold);
     let header = tr.f(
         "forgotten_title",
-        &[("count", &entries.len().to_string()), ("threshold", &threshold)],
+        &[
+            ("count", &entries.len().to_string()),
+            ("threshold", &threshold),
+        ],
     );
     let mut extra_row = Vec::new();
     for m in THRESHOLDS {
         let label = human_duration(tr, Duration::from_secs(u64::from(m) * 60));
-        let label = if chosen(m) { format!("✓ {label}") } else { label };
-        extra_row.push(Button::callback(label, Press::Forgotten(server.key.clone(), m, 0).encode()));
+        let label = if chosen(m) {
+            format!("✓ {label}")
+        } else {
+            label
+        };
+        extra_row.push(Button::callback(
+            label,
+            Press::Forgotten(server.key.clone(), m, 0).encode(),
+        ));
     }
     let empty = tr.t("forgotten_empty");
-    list(tr, server, entries, ListKind::Forgotten(minutes), page, role, notice, &header, empty, extra_row)
+    list(
+        tr,
+        server,
+        entries,
+        ListKind::Forgotten(minutes),
+        page,
+        role,
+        notice,
+        &header,
+        empty,
+        extra_row,
+    )
 }
 
 #[derive(Clone, Copy)]
@@ -245,7 +297,11 @@ fn list(
             for e in &entries[range] {
                 if let Some(id) = &e.call.conference_id {
                     let label = tr.f("stop_button", &[("id", &shorten(id, 40))]);
-                    let press = Press::AskStop(server.key.clone(), conference_key(&e.call.session_id), kind.list());
+                    let press = Press::AskStop(
+                        server.key.clone(),
+                        conference_key(&e.call.session_id),
+                        kind.list(),
+                    );
                     keyboard.push(vec![Button::callback(label, press.encode())]);
                 }
             }
@@ -253,11 +309,20 @@ fn list(
         if pages.len() > 1 {
             let mut nav = Vec::new();
             if page > 0 {
-                nav.push(Button::callback("‹", kind.press(server, page as u32 - 1).encode()));
+                nav.push(Button::callback(
+                    "‹",
+                    kind.press(server, page as u32 - 1).encode(),
+                ));
             }
-            nav.push(Button::callback(format!("{}/{}", page + 1, pages.len()), Press::Nothing.encode()));
+            nav.push(Button::callback(
+                format!("{}/{}", page + 1, pages.len()),
+                Press::Nothing.encode(),
+            ));
             if page + 1 < pages.len() {
-                nav.push(Button::callback("›", kind.press(server, page as u32 + 1).encode()));
+                nav.push(Button::callback(
+                    "›",
+                    kind.press(server, page as u32 + 1).encode(),
+                ));
             }
             keyboard.push(nav);
         }
@@ -301,7 +366,10 @@ fn entry(tr: Tr, server: &Server, n: usize, e: &Entry) -> String {
             escape(&encode_segment(id)),
             escape(&shorten(id, 128))
         )),
-        None => s.push_str(&tr.f("entry_no_id", &[("session", &escape(&shorten(&call.session_id, 128)))])),
+        None => s.push_str(&tr.f(
+            "entry_no_id",
+            &[("session", &escape(&shorten(&call.session_id, 128)))],
+        )),
     }
     let topic = match &call.topic {
         Some(t) => escape(&shorten(t, 150)),
@@ -336,26 +404,51 @@ fn entry(tr: Tr, server: &Server, n: usize, e: &Entry) -> String {
 /// A conference the scheduled scan found forgotten (SPEC §8.1), pushed to
 /// operators with a one-tap stop (confirmation as usual).
 pub fn scan_alert(tr: Tr, server: &Server, call: &Call, auto_stop_in: Option<Duration>) -> Screen {
-    let entry = entry(tr, server, 1, &Entry { call, unknown: false });
+    let entry = entry(
+        tr,
+        server,
+        1,
+        &Entry {
+            call,
+            unknown: false,
+        },
+    );
     let entry = entry.strip_prefix("<b>1.</b> ").unwrap_or(&entry);
-    let mut text = tr.f("scan_alert", &[("name", &escape(&server.name)), ("entry", entry)]);
+    let mut text = tr.f(
+        "scan_alert",
+        &[("name", &escape(&server.name)), ("entry", entry)],
+    );
     if let Some(d) = auto_stop_in {
         text.push_str("\n\n");
         text.push_str(&tr.f("scan_alert_auto", &[("duration", &human_duration(tr, d))]));
     }
     let mut keyboard = Vec::new();
     if let Some(id) = &call.conference_id {
-        let press = Press::AskStop(server.key.clone(), conference_key(&call.session_id), List::Forgotten(0));
-        keyboard.push(vec![Button::callback(tr.f("stop_button", &[("id", &shorten(id, 40))]), press.encode())]);
+        let press = Press::AskStop(
+            server.key.clone(),
+            conference_key(&call.session_id),
+            List::Forgotten(0),
+        );
+        keyboard.push(vec![Button::callback(
+            tr.f("stop_button", &[("id", &shorten(id, 40))]),
+            press.encode(),
+        )]);
     }
-    keyboard.push(vec![Button::callback(tr.t("menu_forgotten"), Press::Forgotten(server.key.clone(), 0, 0).encode())]);
+    keyboard.push(vec![Button::callback(
+        tr.t("menu_forgotten"),
+        Press::Forgotten(server.key.clone(), 0, 0).encode(),
+    )]);
     Screen { text, keyboard }
 }
 
 /// The confirmation before a stop (SPEC §7.7).
 pub fn confirm_stop(tr: Tr, server: &Server, call: &Call, list: List) -> Screen {
     let id = call.conference_id.as_deref().unwrap_or("");
-    let topic = call.topic.as_deref().map(|t| escape(&shorten(t, 200))).unwrap_or_else(|| escape(tr.t("no_topic")));
+    let topic = call
+        .topic
+        .as_deref()
+        .map(|t| escape(&shorten(t, 200)))
+        .unwrap_or_else(|| escape(tr.t("no_topic")));
     let text = tr.f(
         "stop_confirm",
         &[
@@ -369,7 +462,10 @@ pub fn confirm_stop(tr: Tr, server: &Server, call: &Call, list: List) -> Screen 
     Screen {
         text,
         keyboard: vec![vec![
-            Button::callback(tr.t("stop_yes"), Press::Stop(server.key.clone(), key, list).encode()),
+            Button::callback(
+                tr.t("stop_yes"),
+                Press::Stop(server.key.clone(), key, list).encode(),
+            ),
             Button::callback(tr.t("stop_cancel"), back_to_list(server, list).encode()),
         ]],
     }
@@ -390,7 +486,10 @@ pub fn online(tr: Tr, server: &Server, online: &Online) -> Screen {
         title(server),
         tr.f(
             "online_count",
-            &[("online", &online.online.to_string()), ("total", &online.total.to_string())]
+            &[
+                ("online", &online.online.to_string()),
+                ("total", &online.total.to_string())
+            ]
         )
     );
     if !online.complete {
@@ -444,11 +543,17 @@ pub fn audit(tr: Tr, records: &[crate::audit::Record], page: u32) -> Screen {
             tr.f(
                 "audit_line",
                 &[
-                    ("time", &escape(&r.time.replace('T', " ").replace('Z', " UTC"))),
+                    (
+                        "time",
+                        &escape(&r.time.replace('T', " ").replace('Z', " UTC")),
+                    ),
                     ("user", &escape(&shorten(&r.user, 40))),
                     ("server", &escape(&shorten(&r.server, 60))),
                     ("action", &escape(&action)),
-                    ("conference", &escape(&shorten(r.conference.as_deref().unwrap_or(""), 60))),
+                    (
+                        "conference",
+                        &escape(&shorten(r.conference.as_deref().unwrap_or(""), 60)),
+                    ),
                     ("result", &escape(&shorten(&r.result, 80))),
                 ],
             )
@@ -470,11 +575,20 @@ pub fn audit(tr: Tr, records: &[crate::audit::Record], page: u32) -> Screen {
     if pages.len() > 1 {
         let mut nav = Vec::new();
         if page > 0 {
-            nav.push(Button::callback("‹", Press::Audit(page as u32 - 1).encode()));
+            nav.push(Button::callback(
+                "‹",
+                Press::Audit(page as u32 - 1).encode(),
+            ));
         }
-        nav.push(Button::callback(format!("{}/{}", page + 1, pages.len()), Press::Nothing.encode()));
+        nav.push(Button::callback(
+            format!("{}/{}", page + 1, pages.len()),
+            Press::Nothing.encode(),
+        ));
         if page + 1 < pages.len() {
-            nav.push(Button::callback("›", Press::Audit(page as u32 + 1).encode()));
+            nav.push(Button::callback(
+                "›",
+                Press::Audit(page as u32 + 1).encode(),
+            ));
         }
         keyboard.push(nav);
     }
@@ -526,7 +640,14 @@ pub fn civil(unix: u64) -> (i64, u32, u32, u32, u32, u32) {
     let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day, (rem / 3600) as u32, (rem / 60 % 60) as u32, (rem % 60) as u32)
+    (
+        year,
+        month,
+        day,
+        (rem / 3600) as u32,
+        (rem / 60 % 60) as u32,
+        (rem % 60) as u32,
+    )
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::telegram::Keyboard;
+
 /// Health of a server as the monitor last judged it.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -39,6 +41,15 @@ pub struct ServerState {
     pub forgotten_alerted: BTreeMap<String, u64>,
 }
 
+/// A pushed message waiting for delivery.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    pub chat_id: i64,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyboard: Option<Keyboard>,
+}
+
 /// The whole file.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct StateData {
@@ -47,6 +58,10 @@ pub struct StateData {
     pub last_update_id: Option<i64>,
     #[serde(default)]
     pub servers: BTreeMap<String, ServerState>,
+    /// Pushed messages not delivered yet (Telegram down, waiting for a retry):
+    /// a restart sends them instead of losing them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outbox: Vec<Outgoing>,
     /// Telegram language of each user seen in a private chat (for alerts).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub languages: BTreeMap<i64, String>,

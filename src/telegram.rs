@@ -98,13 +98,13 @@ impl fmt::Display for TgError {
 }
 
 /// An inline keyboard button.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Button {
     pub text: String,
     pub action: Action,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Action {
     Callback(String),
     Url(String),

@@ -186,7 +186,10 @@ impl TrueConf {
                 return Ok(token.value.clone());
             }
         }
-        let fixed_rejected = *self.fixed_rejected.lock().unwrap_or_else(|p| p.into_inner());
+        let fixed_rejected = *self
+            .fixed_rejected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let (Some(fixed), false) = (&self.fixed, fixed_rejected) {
             *cache = Some(Token {
                 value: fixed.clone(),
@@ -210,7 +213,10 @@ impl TrueConf {
         if cache.as_ref().is_some_and(|t| &t.value == used) {
             if cache.as_ref().is_some_and(|t| t.fixed) && !self.client_id.is_empty() {
                 // The fixed token no longer works; the client credentials may.
-                *self.fixed_rejected.lock().unwrap_or_else(|p| p.into_inner()) = true;
+                *self
+                    .fixed_rejected
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = true;
             }
             *cache = None;
         }
@@ -247,7 +253,10 @@ impl TrueConf {
             .ok_or(Problem::BadAnswer)?;
         let lifetime = body
             .get("expires_in")
-            .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+            .and_then(|v| {
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            })
             .unwrap_or(3600);
         // Renew a minute early, or at 90 % of a short lifetime.
         let margin = (lifetime / 10).min(60);
@@ -260,7 +269,13 @@ impl TrueConf {
 
     /// One API call with the token in the query; renews the token and retries
     /// once when the server says it is invalid.
-    fn api(&self, post: bool, path: &str, query: &[(&str, &str)], what: &str) -> Result<Value, Problem> {
+    fn api(
+        &self,
+        post: bool,
+        path: &str,
+        query: &[(&str, &str)],
+        what: &str,
+    ) -> Result<Value, Problem> {
         let url = format!("{}{}{}", self.base, self.api, path);
         for attempt in 0..2 {
             let token = self.token()?;
@@ -340,7 +355,10 @@ impl TrueConf {
 
     /// Participants of a running session.
     pub fn participants(&self, session_id: &str) -> Result<Vec<Participant>, Problem> {
-        let path = format!("/conference-sessions/{}/participants", encode_segment(session_id));
+        let path = format!(
+            "/conference-sessions/{}/participants",
+            encode_segment(session_id)
+        );
         let body = self.api(false, &path, &[], "conference-sessions/participants")?;
         let list = body
             .get("participants")
@@ -382,7 +400,10 @@ impl TrueConf {
                     result.online += 1;
                 }
             }
-            let next = body.get("next_page_id").and_then(Value::as_i64).unwrap_or(-1);
+            let next = body
+                .get("next_page_id")
+                .and_then(Value::as_i64)
+                .unwrap_or(-1);
             if next < 0 || users.is_empty() {
                 return Ok(result);
             }
@@ -429,7 +450,9 @@ impl TrueConf {
     /// One small page of `/users`.
     pub fn check_users(&self) -> Result<(), Problem> {
         let body = self.api(false, "/users", &[("page_size", "1")], "users")?;
-        body.get("users").and_then(Value::as_array).ok_or(Problem::BadAnswer)?;
+        body.get("users")
+            .and_then(Value::as_array)
+            .ok_or(Problem::BadAnswer)?;
         Ok(())
     }
 }
@@ -464,7 +487,10 @@ mod tests {
             "class": 10, "owner": null, "participant_count": "3", "end_time": null, "duration": 4000});
         let call = Call::parse(&row).unwrap();
         assert!(call.is_running_conference());
-        assert_eq!((call.conference_id, call.topic, call.participant_count), (None, None, 3));
+        assert_eq!(
+            (call.conference_id, call.topic, call.participant_count),
+            (None, None, 3)
+        );
         let p2p = json!({"conference_id": "s2", "class": 1, "end_time": null});
         assert!(!Call::parse(&p2p).unwrap().is_running_conference());
         let ended = json!({"conference_id": "s3", "class": 10, "end_time": {"date": "x"}});
@@ -476,7 +502,10 @@ mod tests {
     fn error_reasons() {
         let nested = r#"{"error":{"code":403,"errors":[{"reason":"accessTokenInvalid"}]}}"#;
         assert_eq!(error_reason(nested).as_deref(), Some("accessTokenInvalid"));
-        assert_eq!(error_reason(r#"{"reason":"InvalidCredentials"}"#).as_deref(), Some("InvalidCredentials"));
+        assert_eq!(
+            error_reason(r#"{"reason":"InvalidCredentials"}"#).as_deref(),
+            Some("InvalidCredentials")
+        );
         assert_eq!(error_reason("<html>"), None);
     }
 }

@@ -13,8 +13,8 @@ use crate::callback::{List, Press, conference_key};
 use crate::config::{Role, Server};
 use crate::html::escape;
 use crate::monitor::{self, MonitorCmd};
-use crate::screen::{self, Entry, Screen, StatusView, Tr};
 use crate::notify::Notice;
+use crate::screen::{self, Entry, Screen, StatusView, Tr};
 use crate::state::{now_unix, now_unix_ms};
 use crate::telegram::User;
 use crate::trueconf::{Call, Problem, Stopped, TrueConf};
@@ -49,7 +49,9 @@ impl Job {
                 chat_id,
                 message_id: Some(message_id),
                 ..
-            } if !matches!(press, Press::Stop(..) | Press::Monitor(..)) => Some((*chat_id, *message_id)),
+            } if !matches!(press, Press::Stop(..) | Press::Monitor(..)) => {
+                Some((*chat_id, *message_id))
+            }
             _ => None,
         }
     }
@@ -90,7 +92,10 @@ pub fn run(ctx: &Ctx, index: usize, jobs: Receiver<Job>, monitor: Sender<Monitor
         queue.extend(jobs.try_iter());
         let job = queue.remove(0);
         if let Some(target) = job.view_target() {
-            if queue.iter().any(|later| later.view_target() == Some(target)) {
+            if queue
+                .iter()
+                .any(|later| later.view_target() == Some(target))
+            {
                 continue;
             }
         }
@@ -146,7 +151,17 @@ impl Worker<'_> {
                     );
                     audit::append(
                         &self.ctx.settings.state_dir,
-                        &audit::Record::by_user(user, &server.name, None, if *on { "monitoring_on" } else { "monitoring_off" }, "ok"),
+                        &audit::Record::by_user(
+                            user,
+                            &server.name,
+                            None,
+                            if *on {
+                                "monitoring_on"
+                            } else {
+                                "monitoring_off"
+                            },
+                            "ok",
+                        ),
                     );
                 }
                 self.status(tr, role)
@@ -159,11 +174,15 @@ impl Worker<'_> {
                 Ok(online) => screen::online(tr, server, &online),
                 Err(p) => screen::problem(tr, server, &p, press.clone()),
             },
-            Press::Forgotten(_, minutes, page) => self.forgotten(tr, *minutes, *page, role, None, press),
+            Press::Forgotten(_, minutes, page) => {
+                self.forgotten(tr, *minutes, *page, role, None, press)
+            }
             Press::AskStop(_, key, list) => self.ask_stop(tr, key, *list, role),
             Press::Stop(_, key, list) => self.stop(tr, key, *list, user, role),
             // Handled by the poller; never sent here.
-            Press::Picker | Press::Menu(_) | Press::Nothing | Press::Audit(_) => screen::menu(tr, server),
+            Press::Picker | Press::Menu(_) | Press::Nothing | Press::Audit(_) => {
+                screen::menu(tr, server)
+            }
         }
     }
 
@@ -189,16 +208,36 @@ impl Worker<'_> {
         }
     }
 
-    fn forgotten(&self, tr: Tr, minutes: u32, page: u32, role: Role, notice: Option<&str>, retry: &Press) -> Screen {
+    fn forgotten(
+        &self,
+        tr: Tr,
+        minutes: u32,
+        page: u32,
+        role: Role,
+        notice: Option<&str>,
+        retry: &Press,
+    ) -> Screen {
         let threshold = self.threshold(minutes);
         match self.client.running_conferences() {
             Ok(calls) => {
                 let found = find_forgotten(&self.client, calls, threshold);
                 let entries: Vec<Entry> = found
                     .iter()
-                    .map(|(call, unknown)| Entry { call, unknown: *unknown })
+                    .map(|(call, unknown)| Entry {
+                        call,
+                        unknown: *unknown,
+                    })
                     .collect();
-                screen::forgotten(tr, self.server, &entries, minutes, threshold, page, role, notice)
+                screen::forgotten(
+                    tr,
+                    self.server,
+                    &entries,
+                    minutes,
+                    threshold,
+                    page,
+                    role,
+                    notice,
+                )
             }
             Err(p) => screen::problem(tr, self.server, &p, retry.clone()),
         }
@@ -235,7 +274,9 @@ impl Worker<'_> {
 
     fn ask_stop(&self, tr: Tr, key: &str, list: List, role: Role) -> Screen {
         match self.find(key) {
-            Ok(Some(call)) if call.conference_id.is_some() => screen::confirm_stop(tr, self.server, &call, list),
+            Ok(Some(call)) if call.conference_id.is_some() => {
+                screen::confirm_stop(tr, self.server, &call, list)
+            }
             Ok(Some(_)) => self.list_with_notice(tr, list, role, tr.t("stop_no_id")),
             Ok(None) => self.list_with_notice(tr, list, role, tr.t("stop_gone")),
             Err(p) => screen::problem(tr, self.server, &p, screen::back_to_list(self.server, list)),
@@ -246,21 +287,44 @@ impl Worker<'_> {
         let call = match self.find(key) {
             Ok(Some(call)) => call,
             Ok(None) => return self.list_with_notice(tr, list, role, tr.t("stop_gone")),
-            Err(p) => return screen::problem(tr, self.server, &p, screen::back_to_list(self.server, list)),
+            Err(p) => {
+                return screen::problem(
+                    tr,
+                    self.server,
+                    &p,
+                    screen::back_to_list(self.server, list),
+                );
+            }
         };
         let Some(id) = call.conference_id.clone() else {
             return self.list_with_notice(tr, list, role, tr.t("stop_no_id"));
         };
         let result = self.client.stop(&id);
         let (notice, outcome) = match &result {
-            Ok(Stopped::Stopped) => (tr.f("stop_done", &[("id", &escape(&id))]), "stopped".to_string()),
-            Ok(Stopped::NotFound) => (tr.f("stop_already", &[("id", &escape(&id))]), "already_ended".to_string()),
+            Ok(Stopped::Stopped) => (
+                tr.f("stop_done", &[("id", &escape(&id))]),
+                "stopped".to_string(),
+            ),
+            Ok(Stopped::NotFound) => (
+                tr.f("stop_already", &[("id", &escape(&id))]),
+                "already_ended".to_string(),
+            ),
             Err(p) => (
-                tr.f("stop_failed", &[("id", &escape(&id)), ("reason", &screen::problem_text(tr, p))]),
+                tr.f(
+                    "stop_failed",
+                    &[
+                        ("id", &escape(&id)),
+                        ("reason", &screen::problem_text(tr, p)),
+                    ],
+                ),
                 format!("failed: {p}"),
             ),
         };
-        log::info!("server '{}': stop of a conference by user {}: {outcome}", self.server.name, user.id);
+        log::info!(
+            "server '{}': stop of a conference by user {}: {outcome}",
+            self.server.name,
+            user.id
+        );
         audit::append(
             &self.ctx.settings.state_dir,
             &audit::Record::by_user(user, &self.server.name, Some(&id), "stop", &outcome),
@@ -284,22 +348,34 @@ impl Worker<'_> {
         let now = now_unix_ms();
         let auto = ctx.settings.forgotten.auto_stop_after;
         let alerted = ctx.store.server(&server.name).forgotten_alerted;
-        let unknown: Vec<&str> = found.iter().filter(|(_, u)| *u).map(|(c, _)| c.session_id.as_str()).collect();
+        let unknown: Vec<&str> = found
+            .iter()
+            .filter(|(_, u)| *u)
+            .map(|(c, _)| c.session_id.as_str())
+            .collect();
         let forgotten: Vec<&Call> = found.iter().filter(|(_, u)| !*u).map(|(c, _)| c).collect();
         let mut keep = std::collections::BTreeMap::new();
         for call in &forgotten {
             match alerted.get(&call.session_id) {
                 None => {
-                    log::info!("server '{}': a conference became forgotten; telling the operators", server.name);
+                    log::info!(
+                        "server '{}': a conference became forgotten; telling the operators",
+                        server.name
+                    );
                     for &chat_id in &ctx.settings.operators {
                         let lang = ctx.lang_of_chat(chat_id);
                         let screen = screen::scan_alert(ctx.tr(&lang), server, call, auto);
-                        let _ = ctx.notices.send(Notice::Send { chat_id, text: screen.text, keyboard: Some(screen.keyboard) });
+                        let _ = ctx.notices.send(Notice::Send {
+                            chat_id,
+                            text: screen.text,
+                            keyboard: Some(screen.keyboard),
+                        });
                     }
                     keep.insert(call.session_id.clone(), now);
                 }
                 Some(&at) => {
-                    let due = auto.is_some_and(|grace| now.saturating_sub(at) >= grace.as_millis() as u64);
+                    let due = auto
+                        .is_some_and(|grace| now.saturating_sub(at) >= grace.as_millis() as u64);
                     if due && call.conference_id.is_some() {
                         if !self.auto_stop(call) {
                             // Try again after another grace time, not at every scan.
@@ -317,7 +393,8 @@ impl Worker<'_> {
                 keep.insert(id.to_string(), at);
             }
         }
-        ctx.store.update_server(&server.name, |s| s.forgotten_alerted = keep);
+        ctx.store
+            .update_server(&server.name, |s| s.forgotten_alerted = keep);
     }
 
     /// Stops a forgotten conference; false when the stop failed.
@@ -330,17 +407,34 @@ impl Worker<'_> {
             Ok(Stopped::NotFound) => "already_ended".to_string(),
             Err(p) => format!("failed: {p}"),
         };
-        log::info!("server '{}': automatic stop of a forgotten conference: {outcome}", server.name);
-        audit::append(&ctx.settings.state_dir, &audit::Record::automatic(&server.name, Some(&id), "stop", &outcome));
+        log::info!(
+            "server '{}': automatic stop of a forgotten conference: {outcome}",
+            server.name
+        );
+        audit::append(
+            &ctx.settings.state_dir,
+            &audit::Record::automatic(&server.name, Some(&id), "stop", &outcome),
+        );
         for &chat_id in &ctx.settings.operators {
             let lang = ctx.lang_of_chat(chat_id);
             let tr = ctx.tr(&lang);
             let (name, eid) = (escape(&server.name), escape(&id));
             let text = match &result {
                 Ok(_) => tr.f("auto_stop_done", &[("name", &name), ("id", &eid)]),
-                Err(p) => tr.f("auto_stop_failed", &[("name", &name), ("id", &eid), ("reason", &screen::problem_text(tr, p))]),
+                Err(p) => tr.f(
+                    "auto_stop_failed",
+                    &[
+                        ("name", &name),
+                        ("id", &eid),
+                        ("reason", &screen::problem_text(tr, p)),
+                    ],
+                ),
             };
-            let _ = ctx.notices.send(Notice::Send { chat_id, text, keyboard: None });
+            let _ = ctx.notices.send(Notice::Send {
+                chat_id,
+                text,
+                keyboard: None,
+            });
         }
         result.is_ok()
     }
@@ -359,7 +453,11 @@ impl Worker<'_> {
 /// Running conferences older than `threshold` that look forgotten (SPEC §7.6):
 /// nobody left, only the owner/moderator left, or nobody with role 2. Each
 /// with `true` when its participants could not be read (shown as unknown).
-pub fn find_forgotten(client: &TrueConf, calls: Vec<Call>, threshold: Duration) -> Vec<(Call, bool)> {
+pub fn find_forgotten(
+    client: &TrueConf,
+    calls: Vec<Call>,
+    threshold: Duration,
+) -> Vec<(Call, bool)> {
     let old: Vec<Call> = calls
         .into_iter()
         .filter(|c| Duration::from_secs(c.duration) >= threshold)
@@ -375,8 +473,13 @@ pub fn find_forgotten(client: &TrueConf, calls: Vec<Call>, threshold: Duration) 
                     let verdict = match client.participants(&call.session_id) {
                         Ok(ps) => {
                             let leaders = ps.iter().filter(|p| p.role == 2).count();
-                            let forgotten = ps.is_empty() || leaders == 0 || (ps.len() == 1 && leaders == 1);
-                            if forgotten { Verdict::Forgotten } else { Verdict::Alive }
+                            let forgotten =
+                                ps.is_empty() || leaders == 0 || (ps.len() == 1 && leaders == 1);
+                            if forgotten {
+                                Verdict::Forgotten
+                            } else {
+                                Verdict::Alive
+                            }
                         }
                         Err(_) => Verdict::Unknown,
                     };
@@ -394,11 +497,13 @@ pub fn find_forgotten(client: &TrueConf, calls: Vec<Call>, threshold: Duration) 
     });
     old.into_iter()
         .zip(verdicts)
-        .filter_map(|(call, v)| match v.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            Some(Verdict::Forgotten) => Some((call, false)),
-            Some(Verdict::Unknown) | None => Some((call, true)),
-            Some(Verdict::Alive) => None,
-        })
+        .filter_map(
+            |(call, v)| match v.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                Some(Verdict::Forgotten) => Some((call, false)),
+                Some(Verdict::Unknown) | None => Some((call, true)),
+                Some(Verdict::Alive) => None,
+            },
+        )
         .collect()
 }
 
@@ -466,7 +571,10 @@ impl Overview {
             if now >= until {
                 break;
             }
-            lines = cond.wait_timeout(lines, until - now).unwrap_or_else(|p| p.into_inner()).0;
+            lines = cond
+                .wait_timeout(lines, until - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
         lines.clone()
     }
@@ -479,7 +587,10 @@ fn overview_text(tr: Tr, servers: &[Server], lines: &[Option<OverviewLine>]) -> 
         text.push_str("\n\n");
         let line = match line {
             None => tr.f("overview_slow", &[("name", &name)]),
-            Some(OverviewLine::Down(why)) => tr.f("overview_down", &[("name", &name), ("reason", &escape(why))]),
+            Some(OverviewLine::Down(why)) => tr.f(
+                "overview_down",
+                &[("name", &name), ("reason", &escape(why))],
+            ),
             Some(OverviewLine::Up { running, online }) => {
                 let running = match running {
                     Ok(n) => n.to_string(),
@@ -490,7 +601,10 @@ fn overview_text(tr: Tr, servers: &[Server], lines: &[Option<OverviewLine>]) -> 
                     Ok((n, false)) => format!("≥{n}"),
                     Err(_) => "?".into(),
                 };
-                tr.f("overview_up", &[("name", &name), ("running", &running), ("online", &online)])
+                tr.f(
+                    "overview_up",
+                    &[("name", &name), ("running", &running), ("online", &online)],
+                )
             }
         };
         text.push_str(&line);

@@ -6,3 +6,9 @@ mod support;
 
 // Start-up, settings, the command line, the poll loop, access, locales, logs.
 mod foundation;
+// Issue 4: monitoring: probes, DOWN/UP alerts and their delivery, the Status screen.
+mod monitoring;
+// Issue 3: menus, the TrueConf client, isolation, status, lists, stopping, roles.
+mod features;
+// Issue 5: scheduled scan and auto-stop, audit log, the /status overview, `check`.
+mod extras;

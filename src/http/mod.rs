@@ -17,6 +17,8 @@ pub(crate) use tls::load_pem_certificates;
 
 /// Largest body we read (the biggest answers are pages of 1000 users).
 const BODY_LIMIT: u64 = 32 * 1024 * 1024;
+const CLOSED_EARLY: &str = "connection closed early";
+const RESET: &str = "connection reset";
 const USER_AGENT: &str = concat!("trueconf-bot/", env!("CARGO_PKG_VERSION"));
 
 /// A transport failure, classified for the admin. Holds no URL and no secret.
@@ -135,20 +137,28 @@ impl Client {
     }
 
     /// `GET url?query`. The query is encoded by ureq, never by `format!`.
+    /// A GET is tried twice when a kept-alive connection turns out to have
+    /// been closed by the server (it is safe to repeat).
     pub fn get(
         &self,
         url: &str,
         query: &[(&str, &str)],
         bearer: Option<&str>,
     ) -> Result<Response, NetError> {
-        let mut request = self.agent.get(url);
-        for (k, v) in query {
-            request = request.query(*k, *v);
+        let attempt = || {
+            let mut request = self.agent.get(url);
+            for (k, v) in query {
+                request = request.query(*k, *v);
+            }
+            if let Some(token) = bearer {
+                request = request.header("Authorization", &format!("Bearer {token}"));
+            }
+            finish(request.call())
+        };
+        match attempt() {
+            Err(NetError::Unreachable(why)) if why == CLOSED_EARLY || why == RESET => attempt(),
+            other => other,
         }
-        if let Some(token) = bearer {
-            request = request.header("Authorization", &format!("Bearer {token}"));
-        }
-        finish(request.call())
     }
 
     /// `POST url?query` with a JSON body.
@@ -203,22 +213,40 @@ fn finish(
 /// Maps a ureq error to what it means for the admin. Never uses ureq's
 /// Display, which can contain the URL (and so a token).
 fn classify(err: ureq::Error) -> NetError {
+    let kind = kind_of(&err);
+    match &err {
+        // These name no URL: which timeout fired, the OS error.
+        ureq::Error::Timeout(which) => log::debug!("http: request failed: timeout ({which:?})"),
+        ureq::Error::Io(e) => log::debug!("http: request failed: {kind} ({:?})", e.kind()),
+        _ => log::debug!("http: request failed: {kind}"),
+    }
+    kind
+}
+
+fn kind_of(err: &ureq::Error) -> NetError {
     match err {
         ureq::Error::Timeout(_) => NetError::Timeout,
         ureq::Error::HostNotFound => NetError::Unreachable("host name not found".into()),
         ureq::Error::ConnectionFailed => NetError::Unreachable("connection failed".into()),
+        // rustls reports a refused certificate inside an io::Error.
+        ureq::Error::Io(e) if e.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => {
+            match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                Some(tls) => NetError::Tls(tls_reason(tls)),
+                None => NetError::Tls("handshake failed".into()),
+            }
+        }
         ureq::Error::Io(e) => match e.kind() {
             ErrorKind::TimedOut | ErrorKind::WouldBlock => NetError::Timeout,
             ErrorKind::ConnectionRefused => NetError::Unreachable("connection refused".into()),
             ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => {
-                NetError::Unreachable("connection reset".into())
+                NetError::Unreachable(RESET.into())
             }
-            ErrorKind::UnexpectedEof => NetError::Unreachable("connection closed early".into()),
+            ErrorKind::UnexpectedEof => NetError::Unreachable(CLOSED_EARLY.into()),
             ErrorKind::NotFound => NetError::Unreachable("host name not found".into()),
-            _ => NetError::Unreachable(io_reason(&e)),
+            _ => NetError::Unreachable(io_reason(e)),
         },
-        ureq::Error::Rustls(e) => NetError::Tls(tls_reason(&e)),
-        ureq::Error::Tls(why) => NetError::Tls(why.to_string()),
+        ureq::Error::Rustls(e) => NetError::Tls(tls_reason(e)),
+        ureq::Error::Tls(why) => NetError::Tls((*why).to_string()),
         ureq::Error::Pem(_) => NetError::Tls("bad certificate file".into()),
         ureq::Error::BodyExceedsLimit(_) => NetError::Other("answer too large".into()),
         ureq::Error::Protocol(_) | ureq::Error::LargeResponseHeader(..) => {
