@@ -306,24 +306,7 @@ fn list(
                 }
             }
         }
-        if pages.len() > 1 {
-            let mut nav = Vec::new();
-            if page > 0 {
-                nav.push(Button::callback(
-                    "‹",
-                    kind.press(server, page as u32 - 1).encode(),
-                ));
-            }
-            nav.push(Button::callback(
-                format!("{}/{}", page + 1, pages.len()),
-                Press::Nothing.encode(),
-            ));
-            if page + 1 < pages.len() {
-                nav.push(Button::callback(
-                    "›",
-                    kind.press(server, page as u32 + 1).encode(),
-                ));
-            }
+        if let Some(nav) = nav_row(page, pages.len(), |p| kind.press(server, p)) {
             keyboard.push(nav);
         }
     }
@@ -557,6 +540,8 @@ pub fn audit(tr: Tr, records: &[crate::audit::Record], page: u32) -> Screen {
                     ("result", &escape(&shorten(&r.result, 80))),
                 ],
             )
+            // Without a conference "{action} {conference}" leaves two spaces.
+            .replace("  ", " ")
         })
         .collect();
     let mut text = tr.t("audit_title").to_string();
@@ -572,27 +557,29 @@ pub fn audit(tr: Tr, records: &[crate::audit::Record], page: u32) -> Screen {
         text.push_str("\n\n");
         text.push_str(line);
     }
-    if pages.len() > 1 {
-        let mut nav = Vec::new();
-        if page > 0 {
-            nav.push(Button::callback(
-                "‹",
-                Press::Audit(page as u32 - 1).encode(),
-            ));
-        }
-        nav.push(Button::callback(
-            format!("{}/{}", page + 1, pages.len()),
-            Press::Nothing.encode(),
-        ));
-        if page + 1 < pages.len() {
-            nav.push(Button::callback(
-                "›",
-                Press::Audit(page as u32 + 1).encode(),
-            ));
-        }
+    if let Some(nav) = nav_row(page, pages.len(), Press::Audit) {
         keyboard.push(nav);
     }
     Screen { text, keyboard }
+}
+
+/// ‹ n/m › for a list of more than one page; `press` makes the press for a page.
+fn nav_row(page: usize, pages: usize, press: impl Fn(u32) -> Press) -> Option<Vec<Button>> {
+    if pages < 2 {
+        return None;
+    }
+    let mut nav = Vec::new();
+    if page > 0 {
+        nav.push(Button::callback("‹", press(page as u32 - 1).encode()));
+    }
+    nav.push(Button::callback(
+        format!("{}/{}", page + 1, pages),
+        Press::Nothing.encode(),
+    ));
+    if page + 1 < pages {
+        nav.push(Button::callback("›", press(page as u32 + 1).encode()));
+    }
+    Some(nav)
 }
 
 /// `h:mm:ss`.
