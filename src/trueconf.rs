@@ -7,6 +7,8 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::config::{Secret, Server};
@@ -269,13 +271,25 @@ impl TrueConf {
 
     /// One API call with the token in the query; renews the token and retries
     /// once when the server says it is invalid.
-    fn api(
+    fn api<T: DeserializeOwned>(
         &self,
         post: bool,
         path: &str,
         query: &[(&str, &str)],
         what: &str,
-    ) -> Result<Value, Problem> {
+    ) -> Result<T, Problem> {
+        let response = self.api_raw(post, path, query, what)?;
+        serde_json::from_str(&response.body).map_err(|_| Problem::BadAnswer)
+    }
+
+    /// The same without reading the body: a 2xx answer is all that counts.
+    fn api_raw(
+        &self,
+        post: bool,
+        path: &str,
+        query: &[(&str, &str)],
+        what: &str,
+    ) -> Result<Response, Problem> {
         let url = format!("{}{}{}", self.base, self.api, path);
         for attempt in 0..2 {
             let token = self.token()?;
@@ -305,14 +319,14 @@ impl TrueConf {
         Err(Problem::CredentialsRejected)
     }
 
-    fn decode(&self, response: Response, what: &str) -> Result<Value, Problem> {
+    fn decode(&self, response: Response, what: &str) -> Result<Response, Problem> {
         if response.status == 403 {
             return Err(Problem::MissingPermission(what.to_string()));
         }
         if !response.is_success() {
             return Err(Problem::Unexpected(response.status));
         }
-        serde_json::from_str(&response.body).map_err(|_| Problem::BadAnswer)
+        Ok(response)
     }
 
     /// Running conferences from every page of the call log.
@@ -324,7 +338,7 @@ impl TrueConf {
         // skip rows seen twice, and stop at the first page without running rows.
         for page in 0..MAX_CALL_PAGES {
             let page_id = page.to_string();
-            let body = self.api(
+            let body: Value = self.api(
                 false,
                 "/logs/calls",
                 &[
@@ -359,7 +373,7 @@ impl TrueConf {
             "/conference-sessions/{}/participants",
             encode_segment(session_id)
         );
-        let body = self.api(false, &path, &[], "conference-sessions/participants")?;
+        let body: Value = self.api(false, &path, &[], "conference-sessions/participants")?;
         let list = body
             .get("participants")
             .and_then(Value::as_array)
@@ -388,22 +402,16 @@ impl TrueConf {
             if let Some(p) = &page_id {
                 query.push(("page_id", p.as_str()));
             }
-            let body = self.api(false, "/users", &query, "users")?;
-            let users = body
-                .get("users")
-                .and_then(Value::as_array)
-                .ok_or(Problem::BadAnswer)?;
-            for user in users {
+            // Typed, so that the many fields of a user are skipped, not built.
+            let body: UsersPage = self.api(false, "/users", &query, "users")?;
+            let users = body.users.ok_or(Problem::BadAnswer)?;
+            for user in &users {
                 result.total += 1;
-                let status = user.get("status").and_then(Value::as_i64).unwrap_or(0);
-                if matches!(status, 1 | 2 | 5) {
+                if matches!(user.status.as_ref().and_then(as_int), Some(1 | 2 | 5)) {
                     result.online += 1;
                 }
             }
-            let next = body
-                .get("next_page_id")
-                .and_then(Value::as_i64)
-                .unwrap_or(-1);
+            let next = body.next_page_id.as_ref().and_then(as_int).unwrap_or(-1);
             if next < 0 || users.is_empty() {
                 return Ok(result);
             }
@@ -421,7 +429,8 @@ impl TrueConf {
     /// `POST /conferences/{id}/stop`.
     pub fn stop(&self, conference_id: &str) -> Result<Stopped, Problem> {
         let path = format!("/conferences/{}/stop", encode_segment(conference_id));
-        match self.api(true, &path, &[], "conferences/stop") {
+        // Any 2xx is a stop, whatever its body (some versions send none).
+        match self.api_raw(true, &path, &[], "conferences/stop") {
             Ok(_) => Ok(Stopped::Stopped),
             Err(Problem::Unexpected(404)) => Ok(Stopped::NotFound),
             Err(e) => Err(e),
@@ -449,12 +458,33 @@ impl TrueConf {
 
     /// One small page of `/users`.
     pub fn check_users(&self) -> Result<(), Problem> {
-        let body = self.api(false, "/users", &[("page_size", "1")], "users")?;
+        let body: Value = self.api(false, "/users", &[("page_size", "1")], "users")?;
         body.get("users")
             .and_then(Value::as_array)
             .ok_or(Problem::BadAnswer)?;
         Ok(())
     }
+}
+
+/// A page of `/users`: only what the online count needs.
+#[derive(Deserialize)]
+struct UsersPage {
+    #[serde(default)]
+    next_page_id: Option<Value>,
+    #[serde(default)]
+    users: Option<Vec<UserStatus>>,
+}
+
+#[derive(Deserialize)]
+struct UserStatus {
+    #[serde(default)]
+    status: Option<Value>,
+}
+
+/// A number, or a string holding one.
+fn as_int(v: &Value) -> Option<i64> {
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
 }
 
 fn check_auth(response: Response) -> Auth {

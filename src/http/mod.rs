@@ -118,6 +118,11 @@ impl Client {
             .timeout_connect(Some(timeouts.connect))
             .timeout_global(Some(timeouts.whole))
             .max_idle_connections_per_host(8)
+            // ureq's 128 KiB buffers per connection would be most of our
+            // memory; answers are read in a loop anyway.
+            .input_buffer_size(32 * 1024)
+            .output_buffer_size(16 * 1024)
+            .max_response_header_size(16 * 1024)
             .max_idle_age(Duration::from_secs(50));
         let agent = match trust {
             Trust::BuiltIn => builder.build().new_agent(),
