@@ -264,9 +264,20 @@ fn kind_of(err: &ureq::Error) -> NetError {
 
 /// The io error's own text, which names no URL (only the OS reason).
 fn io_reason(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(_) => e.to_string(),
-        None => format!("{:?}", e.kind()).to_lowercase(),
+    // The OS's own words name no URL; other io errors are described by kind.
+    let text = e.to_string();
+    if text.contains("lookup address") {
+        return "host name not found".into();
+    }
+    if e.raw_os_error().is_some() {
+        return text;
+    }
+    match e.kind() {
+        ErrorKind::NetworkUnreachable => "network unreachable".into(),
+        ErrorKind::HostUnreachable => "host unreachable".into(),
+        ErrorKind::AddrNotAvailable => "address not available".into(),
+        ErrorKind::PermissionDenied => "not permitted".into(),
+        _ => "network error".into(),
     }
 }
 
@@ -312,6 +323,17 @@ mod tests {
         );
         assert_eq!(encode_segment("a/b c?"), "a%2Fb%20c%3F");
         assert_eq!(encode_segment("конф"), "%D0%BA%D0%BE%D0%BD%D1%84");
+    }
+
+    #[test]
+    fn io_errors_are_told_in_words_without_addresses() {
+        let dns =
+            std::io::Error::other("failed to lookup address information: Name does not resolve");
+        assert_eq!(io_reason(&dns), "host name not found");
+        let os = std::io::Error::from_raw_os_error(113);
+        assert_eq!(io_reason(&os), os.to_string());
+        let custom = std::io::Error::new(ErrorKind::Other, "https://secret.example/path");
+        assert_eq!(io_reason(&custom), "network error");
     }
 
     #[test]
