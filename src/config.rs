@@ -201,9 +201,9 @@ fn permission_warning(path: &Path) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path).ok()?.permissions().mode();
     (mode & 0o004 != 0).then(|| {
+        // main prefixes the file name to every warning.
         format!(
-            "{} is readable by every user of this machine but holds secrets; run: chmod 600 {}",
-            path.display(),
+            "the file is readable by every user of this machine but holds secrets; run: chmod 600 {}",
             path.display()
         )
     })
