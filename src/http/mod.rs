@@ -332,7 +332,7 @@ mod tests {
         assert_eq!(io_reason(&dns), "host name not found");
         let os = std::io::Error::from_raw_os_error(113);
         assert_eq!(io_reason(&os), os.to_string());
-        let custom = std::io::Error::new(ErrorKind::Other, "https://secret.example/path");
+        let custom = std::io::Error::other("https://secret.example/path");
         assert_eq!(io_reason(&custom), "network error");
     }
 

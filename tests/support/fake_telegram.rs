@@ -1,4 +1,5 @@
-//! A fake Telegram Bot API server (plain HTTP on 127.0.0.1, tiny_http).
+//! A fake Telegram Bot API server (plain HTTP on 127.0.0.1, our `http1` server:
+//! each request is handled on its connection's thread, a held long poll included).
 //!
 //! Paths are `/bot<TOKEN>/<method>`; parameters come as a JSON body, a form
 //! body or a query string. Answers use Telegram's envelope and its exact error
@@ -6,12 +7,12 @@
 //! (or more strictly than) the real server does.
 #![allow(dead_code)]
 
-use super::{lock, notify_changed, parse_form, read_body, reap, wait_deadline};
+use super::http1;
+use super::{lock, notify_changed, parse_form, wait_deadline};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A token of the real shape.
@@ -208,7 +209,6 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     cv: Condvar,
-    workers: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Shared {
@@ -221,9 +221,8 @@ impl Shared {
 /// The fake server; dropping it stops every thread it started.
 pub struct FakeTelegram {
     shared: Arc<Shared>,
-    server: Arc<tiny_http::Server>,
+    server: http1::Server,
     addr: SocketAddr,
-    thread: Option<JoinHandle<()>>,
 }
 
 enum Outcome {
@@ -238,13 +237,6 @@ enum Outcome {
 
 impl FakeTelegram {
     pub fn start() -> FakeTelegram {
-        let server = Arc::new(
-            tiny_http::Server::http("127.0.0.1:0").expect("fake Telegram: cannot bind 127.0.0.1:0"),
-        );
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .expect("fake Telegram: not an IP listener");
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 token: TOKEN.to_string(),
@@ -264,25 +256,19 @@ impl FakeTelegram {
                 shutdown: false,
             }),
             cv: Condvar::new(),
-            workers: Mutex::new(Vec::new()),
         });
-        let thread = {
+        let server = {
             let shared = shared.clone();
-            let server = server.clone();
-            std::thread::Builder::new()
-                .name("fake-telegram".into())
-                .spawn(move || {
-                    while let Ok(rq) = server.recv() {
-                        handle(&shared, rq);
-                    }
-                })
-                .expect("fake Telegram: cannot spawn")
+            http1::Server::bind(
+                "fake-telegram",
+                Arc::new(move |rq: http1::Request| Some(handle(&shared, rq))),
+            )
         };
+        let addr = server.addr();
         FakeTelegram {
             shared,
             server,
             addr,
-            thread: Some(thread),
         }
     }
 
@@ -527,41 +513,32 @@ impl FakeTelegram {
 
 impl Drop for FakeTelegram {
     fn drop(&mut self) {
+        // Held requests answer first (they see the flag), then the server stops.
         lock(&self.shared.state).shutdown = true;
         self.shared.changed();
-        self.server.unblock();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        let workers = std::mem::take(&mut *lock(&self.shared.workers));
-        for w in workers {
-            let _ = w.join();
-        }
+        self.server.stop();
     }
 }
 
 // ---------------------------------------------------------------------------
 // Request handling
 
-fn handle(shared: &Arc<Shared>, mut rq: tiny_http::Request) {
-    let url = rq.url().to_string();
-    let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
+/// Answers one request; runs on the thread of the connection it came on.
+fn handle(shared: &Shared, rq: http1::Request) -> http1::Response {
+    let (path, query) = (rq.path(), rq.query());
     let Some((token, method)) = path
         .strip_prefix("/bot")
         .and_then(|rest| rest.split_once('/'))
     else {
-        respond(rq, 404, error_body(404, "Not Found", None), None);
-        return;
+        return respond(404, error_body(404, "Not Found", None), None);
     };
     let method = method.to_ascii_lowercase();
     let token = token.to_string();
     let content_type = rq
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Content-Type"))
-        .map(|h| h.value.as_str().to_ascii_lowercase())
+        .header("Content-Type")
+        .map(str::to_ascii_lowercase)
         .unwrap_or_default();
-    let body = read_body(rq.as_reader());
+    let body = rq.body_text();
     let (params, parse_error) = parse_params(query, &content_type, &body);
 
     let mut st = lock(&shared.state);
@@ -572,14 +549,10 @@ fn handle(shared: &Arc<Shared>, mut rq: tiny_http::Request) {
     });
     shared.changed();
     if token != st.token {
-        drop(st);
-        respond(rq, 401, error_body(401, "Unauthorized", None), None);
-        return;
+        return respond(401, error_body(401, "Unauthorized", None), None);
     }
     if let Some(e) = parse_error {
-        drop(st);
-        respond(rq, 400, error_body(400, &e, None), None);
-        return;
+        return respond(400, error_body(400, &e, None), None);
     }
     let scripted = st.scripts.get_mut(&method).and_then(VecDeque::pop_front);
     match scripted {
@@ -587,86 +560,47 @@ fn handle(shared: &Arc<Shared>, mut rq: tiny_http::Request) {
             code,
             description,
             retry_after,
-        }) => {
-            drop(st);
-            respond(
-                rq,
-                code,
-                error_body(code, &description, retry_after),
-                retry_after,
-            );
-        }
+        }) => respond(
+            code,
+            error_body(code, &description, retry_after),
+            retry_after,
+        ),
         Some(Reply::Raw {
             status,
             content_type,
             body,
-        }) => {
-            drop(st);
-            let mut resp = tiny_http::Response::from_string(body).with_status_code(status);
-            if let Ok(h) =
-                tiny_http::Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes())
-            {
-                resp.add_header(h);
-            }
-            let _ = rq.respond(resp);
-        }
+        }) => http1::Response::new(status, &content_type, body),
         Some(Reply::Hang(d)) => {
+            let deadline = Instant::now() + d;
+            while !st.shutdown {
+                let (g, more) = wait_deadline(&shared.cv, st, deadline);
+                st = g;
+                if !more {
+                    break;
+                }
+            }
+            if st.shutdown {
+                return respond(
+                    500,
+                    error_body(500, "Internal Server Error: restart", None),
+                    None,
+                );
+            }
+            let outcome = dispatch(shared, &mut st, &method, &params);
             drop(st);
-            let sh = shared.clone();
-            spawn_worker(shared, move || {
-                let deadline = Instant::now() + d;
-                let mut st = lock(&sh.state);
-                while !st.shutdown {
-                    let (g, more) = wait_deadline(&sh.cv, st, deadline);
-                    st = g;
-                    if !more {
-                        break;
-                    }
-                }
-                if st.shutdown {
-                    drop(st);
-                    respond(
-                        rq,
-                        500,
-                        error_body(500, "Internal Server Error: restart", None),
-                        None,
-                    );
-                    return;
-                }
-                let outcome = dispatch(&sh, &mut st, &method, &params);
-                drop(st);
-                finish(&sh, rq, outcome);
-            });
+            finish(shared, outcome)
         }
         None => {
             let outcome = dispatch(shared, &mut st, &method, &params);
             drop(st);
-            match outcome {
-                Outcome::Answer(..) => finish(shared, rq, outcome),
-                Outcome::Hold { .. } => {
-                    let sh = shared.clone();
-                    spawn_worker(shared, move || finish(&sh, rq, outcome));
-                }
-            }
+            finish(shared, outcome)
         }
     }
 }
 
-fn spawn_worker(shared: &Arc<Shared>, f: impl FnOnce() + Send + 'static) {
-    let mut workers = lock(&shared.workers);
-    reap(&mut workers);
-    match std::thread::Builder::new()
-        .name("fake-telegram-worker".into())
-        .spawn(f)
-    {
-        Ok(h) => workers.push(h),
-        Err(e) => eprintln!("fake Telegram: cannot spawn a worker: {e}"),
-    }
-}
-
-/// Answers a request, holding a getUpdates until an update comes, its timeout
-/// passes, another getUpdates terminates it, or the fake is dropped.
-fn finish(shared: &Shared, rq: tiny_http::Request, outcome: Outcome) {
+/// The answer to a request, holding a getUpdates until an update comes, its
+/// timeout passes, another getUpdates terminates it, or the fake is dropped.
+fn finish(shared: &Shared, outcome: Outcome) -> http1::Response {
     let (status, body) = match outcome {
         Outcome::Answer(status, body) => (status, body),
         Outcome::Hold {
@@ -693,22 +627,16 @@ fn finish(shared: &Shared, rq: tiny_http::Request, outcome: Outcome) {
             }
         }
     };
-    respond(rq, status, body, None);
     shared.changed();
+    respond(status, body, None)
 }
 
-fn respond(rq: tiny_http::Request, status: u16, body: Value, retry_after: Option<u64>) {
-    let mut resp = tiny_http::Response::from_string(body.to_string()).with_status_code(status);
-    if let Ok(h) = tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..]) {
-        resp.add_header(h);
+fn respond(status: u16, body: Value, retry_after: Option<u64>) -> http1::Response {
+    let resp = http1::Response::new(status, "application/json", body.to_string());
+    match retry_after {
+        Some(s) => resp.with_header("Retry-After", &s.to_string()),
+        None => resp,
     }
-    if let Some(s) = retry_after {
-        if let Ok(h) = tiny_http::Header::from_bytes(&b"Retry-After"[..], s.to_string().as_bytes())
-        {
-            resp.add_header(h);
-        }
-    }
-    let _ = rq.respond(resp);
 }
 
 fn ok_body(result: Value) -> Value {

@@ -1,21 +1,21 @@
 //! A fake TrueConf Server: the REST API (v3.3) and the OAuth2 token endpoint on
-//! an HTTPS port (our own rustls front before a plain tiny_http server), and
-//! `/vsstatus` on a separate plain-HTTP "status port" that can be taken down
-//! (connections refused) and brought back on the same port.
+//! an HTTPS port (our `http1` server speaking through rustls on each
+//! connection), and `/vsstatus` on a separate plain-HTTP "status port" that
+//! can be taken down (connections refused) and brought back on the same port.
+//! Every request is handled on its connection's thread, so a delayed or hung
+//! answer holds only that connection.
 #![allow(dead_code)]
 
-use super::{
-    TempDir, lock, notify_changed, parse_form, percent_decode, read_body, reap, wait_deadline,
-};
+use super::http1;
+use super::{TempDir, lock, notify_changed, parse_form, percent_decode, wait_deadline};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const CLIENT_ID: &str = "86add683ebc98123968a549f8976db0024abe288";
@@ -226,7 +226,6 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     cv: Condvar,
-    workers: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Shared {
@@ -236,108 +235,13 @@ impl Shared {
     }
 }
 
-/// Open connections of a listener: sockets to shut down and threads to join.
-#[derive(Default)]
-struct Conns {
-    list: Vec<(Vec<TcpStream>, JoinHandle<()>)>,
-}
-
-impl Conns {
-    fn add(&mut self, streams: Vec<TcpStream>, handle: JoinHandle<()>) {
-        let mut i = 0;
-        while i < self.list.len() {
-            if self.list[i].1.is_finished() {
-                let (_, h) = self.list.swap_remove(i);
-                let _ = h.join();
-            } else {
-                i += 1;
-            }
-        }
-        self.list.push((streams, handle));
-    }
-
-    fn close_all(conns: &Mutex<Conns>) {
-        let list = std::mem::take(&mut lock(conns).list);
-        for (streams, _) in &list {
-            for s in streams {
-                let _ = s.shutdown(Shutdown::Both);
-            }
-        }
-        for (_, h) in list {
-            let _ = h.join();
-        }
-    }
-}
-
-/// A thread accepting on a listener, stopped by a flag and a connection to itself.
-struct Acceptor {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-    conns: Arc<Mutex<Conns>>,
-}
-
-impl Acceptor {
-    fn start(
-        listener: TcpListener,
-        name: &str,
-        on_conn: impl Fn(TcpStream, &Mutex<Conns>) + Send + 'static,
-    ) -> Acceptor {
-        let addr = listener.local_addr().expect("fake TrueConf: local_addr");
-        let stop = Arc::new(AtomicBool::new(false));
-        let conns = Arc::new(Mutex::new(Conns::default()));
-        let thread = {
-            let stop = stop.clone();
-            let conns = conns.clone();
-            std::thread::Builder::new()
-                .name(name.into())
-                .spawn(move || {
-                    for s in listener.incoming() {
-                        if stop.load(Ordering::SeqCst) {
-                            break;
-                        }
-                        if let Ok(s) = s {
-                            on_conn(s, &conns);
-                        }
-                    }
-                    // The listener is dropped here: the port refuses connections.
-                })
-                .expect("fake TrueConf: cannot spawn")
-        };
-        Acceptor {
-            addr,
-            stop,
-            thread: Some(thread),
-            conns,
-        }
-    }
-
-    /// Stops accepting (the port is closed when this returns) and ends every connection.
-    fn stop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2));
-            let _ = t.join();
-        }
-        Conns::close_all(&self.conns);
-    }
-}
-
-impl Drop for Acceptor {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// The fake server; dropping it stops every thread it started and removes its files.
 pub struct FakeTrueConf {
     shared: Arc<Shared>,
     tls: Tls,
     api_addr: SocketAddr,
-    server: Arc<tiny_http::Server>,
-    api_thread: Option<JoinHandle<()>>,
-    front: Option<Acceptor>,
-    status: Mutex<Option<Acceptor>>,
+    api: http1::Server,
+    status: Mutex<Option<http1::Server>>,
     status_port: u16,
     dir: TempDir,
 }
@@ -380,61 +284,35 @@ impl FakeTrueConf {
                 shutdown: false,
             }),
             cv: Condvar::new(),
-            workers: Mutex::new(Vec::new()),
         });
 
-        let server = Arc::new(
-            tiny_http::Server::http("127.0.0.1:0").expect("fake TrueConf: cannot bind 127.0.0.1:0"),
-        );
-        let internal = server
-            .server_addr()
-            .to_ip()
-            .expect("fake TrueConf: not an IP listener");
-        let api_thread = {
-            let shared = shared.clone();
-            let server = server.clone();
-            std::thread::Builder::new()
-                .name("fake-trueconf-api".into())
-                .spawn(move || {
-                    while let Ok(rq) = server.recv() {
-                        accept_request(&shared, rq);
-                    }
-                })
-                .expect("fake TrueConf: cannot spawn")
+        let api = {
+            let sh = shared.clone();
+            let handler: Arc<http1::Handler> =
+                Arc::new(move |rq: http1::Request| Some(api_request(&sh, rq)));
+            let listener =
+                TcpListener::bind("127.0.0.1:0").expect("fake TrueConf: cannot bind 127.0.0.1:0");
+            let wrap: Option<Arc<http1::Wrap>> = match tls {
+                Tls::Plain => None,
+                Tls::CaSigned => Some(tls_wrap(certs.leaf_der.clone(), certs.leaf_key.clone_key())),
+                Tls::SelfSigned => {
+                    Some(tls_wrap(certs.self_der.clone(), certs.self_key.clone_key()))
+                }
+            };
+            http1::Server::start(listener, "fake-trueconf-api", wrap, handler)
         };
-
-        let (front, api_addr) = match tls {
-            Tls::Plain => (None, internal),
-            Tls::CaSigned | Tls::SelfSigned => {
-                let (cert, key) = if tls == Tls::CaSigned {
-                    (certs.leaf_der.clone(), certs.leaf_key.clone_key())
-                } else {
-                    (certs.self_der.clone(), certs.self_key.clone_key())
-                };
-                let config = server_config(cert, key);
-                let listener = TcpListener::bind("127.0.0.1:0")
-                    .expect("fake TrueConf: cannot bind 127.0.0.1:0");
-                let acceptor =
-                    Acceptor::start(listener, "fake-trueconf-tls", move |client, conns| {
-                        tls_accept(client, internal, &config, conns)
-                    });
-                let addr = acceptor.addr;
-                (Some(acceptor), addr)
-            }
-        };
+        let api_addr = api.addr();
 
         let status_listener =
             TcpListener::bind("127.0.0.1:0").expect("fake TrueConf: cannot bind 127.0.0.1:0");
         let status = start_status(status_listener, &shared);
-        let status_port = status.addr.port();
+        let status_port = status.addr().port();
 
         FakeTrueConf {
             shared,
             tls,
             api_addr,
-            server,
-            api_thread: Some(api_thread),
-            front,
+            api,
             status: Mutex::new(Some(status)),
             status_port,
             dir,
@@ -604,8 +482,8 @@ impl FakeTrueConf {
             (false, true) => {
                 lock(&self.shared.state).status_epoch += 1;
                 self.shared.changed();
-                if let Some(mut a) = status.take() {
-                    a.stop();
+                if let Some(mut server) = status.take() {
+                    server.stop();
                 }
             }
             (true, false) => {
@@ -690,22 +568,13 @@ impl FakeTrueConf {
 
 impl Drop for FakeTrueConf {
     fn drop(&mut self) {
+        // Waiting answers give up first (they see the flag), then the servers stop.
         lock(&self.shared.state).shutdown = true;
         self.shared.changed();
-        if let Some(mut a) = lock(&self.status).take() {
-            a.stop();
+        if let Some(mut server) = lock(&self.status).take() {
+            server.stop();
         }
-        if let Some(mut a) = self.front.take() {
-            a.stop();
-        }
-        self.server.unblock();
-        if let Some(t) = self.api_thread.take() {
-            let _ = t.join();
-        }
-        let workers = std::mem::take(&mut *lock(&self.shared.workers));
-        for w in workers {
-            let _ = w.join();
-        }
+        self.api.stop();
     }
 }
 
@@ -804,214 +673,105 @@ fn server_config(
 }
 
 // ---------------------------------------------------------------------------
-// TLS front: terminates TLS and pipes the plaintext to the internal tiny_http port.
+// TLS: each API connection does its handshake on its own thread, then `http1`
+// reads and writes through it.
 
-fn tls_accept(
-    client: TcpStream,
-    backend_addr: SocketAddr,
-    config: &Arc<rustls::ServerConfig>,
-    conns: &Mutex<Conns>,
-) {
-    let Ok(backend) = TcpStream::connect(backend_addr) else {
-        return;
-    };
-    let (Ok(c2), Ok(b2)) = (client.try_clone(), backend.try_clone()) else {
-        return;
-    };
-    let config = config.clone();
-    match std::thread::Builder::new()
-        .name("fake-trueconf-tls-conn".into())
-        .spawn(move || tls_connection(client, backend, config))
-    {
-        Ok(h) => lock(conns).add(vec![c2, b2], h),
-        Err(e) => eprintln!("fake TrueConf: cannot spawn: {e}"),
+/// Makes the TLS transport of each accepted API connection.
+fn tls_wrap(cert: CertificateDer<'static>, key: PrivateKeyDer<'static>) -> Arc<http1::Wrap> {
+    let config = server_config(cert, key);
+    Arc::new(move |tcp: TcpStream| {
+        let mut conn = rustls::ServerConnection::new(config.clone()).ok()?;
+        // The handshake is bounded in time; a client hanging up mid-way ends it.
+        let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+        while conn.is_handshaking() {
+            match conn.complete_io(&mut &tcp) {
+                Ok((0, 0)) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+        Some(Box::new(TlsStream { conn, tcp }) as Box<dyn http1::Transport>)
+    })
+}
+
+/// A server TLS session over its socket, read and written in blocking mode.
+struct TlsStream {
+    conn: rustls::ServerConnection,
+    tcp: TcpStream,
+}
+
+impl TlsStream {
+    /// Sends every TLS record rustls has queued.
+    fn send_queued(&mut self) -> std::io::Result<()> {
+        while self.conn.wants_write() {
+            self.conn.write_tls(&mut &self.tcp)?;
+        }
+        Ok(())
     }
 }
 
-/// Reads every plaintext byte rustls has; true when the peer sent close_notify.
-fn drain_plaintext(conn: &mut rustls::ServerConnection, out: &mut Vec<u8>) -> bool {
-    let mut buf = [0u8; 8192];
-    loop {
-        match conn.reader().read(&mut buf) {
-            Ok(0) => return true,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(_) => return false, // WouldBlock: nothing more for now
+impl Read for TlsStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match self.conn.reader().read(buf) {
+                Ok(n) => return Ok(n), // 0: close_notify
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            let n = self.conn.read_tls(&mut &self.tcp)?;
+            let processed = self.conn.process_new_packets();
+            // Alerts, key updates and the like go out even when the input was bad.
+            self.send_queued()?;
+            if let Err(e) = processed {
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+            }
+            if n == 0 {
+                // The socket ended without close_notify: what is left, then the end.
+                return Ok(self.conn.reader().read(buf).unwrap_or(0));
+            }
         }
     }
 }
 
-fn tls_connection(client: TcpStream, backend: TcpStream, config: Arc<rustls::ServerConfig>) {
-    let close = |client: &TcpStream, backend: &TcpStream| {
-        let _ = client.shutdown(Shutdown::Both);
-        let _ = backend.shutdown(Shutdown::Both);
-    };
-    let Ok(mut conn) = rustls::ServerConnection::new(config) else {
-        close(&client, &backend);
-        return;
-    };
-    // Handshake, bounded in time; a client hanging up mid-way just ends this.
-    let _ = client.set_read_timeout(Some(Duration::from_secs(10)));
-    while conn.is_handshaking() {
-        match conn.complete_io(&mut &client) {
-            Ok((0, 0)) | Err(_) => {
-                close(&client, &backend);
-                return;
-            }
-            Ok(_) => {}
-        }
-    }
-    let _ = client.set_read_timeout(None);
-    let mut early = Vec::new();
-    let peer_closed = drain_plaintext(&mut conn, &mut early);
-    if (!early.is_empty() && (&backend).write_all(&early).is_err()) || peer_closed {
-        close(&client, &backend);
-        return;
+impl Write for TlsStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.conn.writer().write(buf)?;
+        self.send_queued()?;
+        Ok(n)
     }
 
-    let conn = Arc::new(Mutex::new(conn));
-    // Backend -> client.
-    let back = {
-        let (Ok(client), Ok(backend)) = (client.try_clone(), backend.try_clone()) else {
-            close(&client, &backend);
-            return;
-        };
-        let conn = conn.clone();
-        std::thread::Builder::new()
-            .name("fake-trueconf-tls-back".into())
-            .spawn(move || {
-                let mut buf = vec![0u8; 16384];
-                'pipe: loop {
-                    let n = match (&backend).read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => n,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        Err(_) => break,
-                    };
-                    let mut c = lock(&conn);
-                    let mut rest = &buf[..n];
-                    while !rest.is_empty() {
-                        let k = match c.writer().write(rest) {
-                            Ok(k) => k,
-                            Err(_) => break 'pipe,
-                        };
-                        rest = &rest[k..];
-                        let mut wrote = false;
-                        while c.wants_write() {
-                            match c.write_tls(&mut &client) {
-                                Ok(_) => wrote = true,
-                                Err(_) => break 'pipe,
-                            }
-                        }
-                        if k == 0 && !wrote {
-                            break 'pipe;
-                        }
-                    }
-                }
-                let mut c = lock(&conn);
-                c.send_close_notify();
-                while c.wants_write() {
-                    if c.write_tls(&mut &client).is_err() {
-                        break;
-                    }
-                }
-                let _ = client.shutdown(Shutdown::Write);
-            })
-    };
-    let Ok(back) = back else {
-        close(&client, &backend);
-        return;
-    };
-
-    // Client -> backend.
-    let mut buf = vec![0u8; 16384];
-    loop {
-        let n = match (&client).read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        };
-        let mut plain = Vec::new();
-        let mut done = false;
-        {
-            let mut c = lock(&conn);
-            let mut rd = &buf[..n];
-            while !rd.is_empty() {
-                match c.read_tls(&mut rd) {
-                    Ok(0) => break,
-                    Ok(_) => {}
-                    Err(_) => {
-                        done = true;
-                        break;
-                    }
-                }
-                if c.process_new_packets().is_err() {
-                    done = true;
-                    break;
-                }
-                if drain_plaintext(&mut c, &mut plain) {
-                    done = true;
-                }
-            }
-            while c.wants_write() {
-                if c.write_tls(&mut &client).is_err() {
-                    done = true;
-                    break;
-                }
-            }
-        }
-        if !plain.is_empty() && (&backend).write_all(&plain).is_err() {
-            break;
-        }
-        if done {
-            break;
-        }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.conn.writer().flush()?;
+        self.send_queued()
     }
-    let _ = backend.shutdown(Shutdown::Both);
-    let _ = back.join();
-    let _ = client.shutdown(Shutdown::Both);
+}
+
+impl http1::Transport for TlsStream {
+    fn close_write(&mut self) {
+        self.conn.send_close_notify();
+        let _ = self.send_queued();
+        let _ = self.tcp.shutdown(Shutdown::Write);
+    }
 }
 
 // ---------------------------------------------------------------------------
 // Status port (/vsstatus), plain HTTP with Connection: close.
 
-fn start_status(listener: TcpListener, shared: &Arc<Shared>) -> Acceptor {
+fn start_status(listener: TcpListener, shared: &Arc<Shared>) -> http1::Server {
     let shared = shared.clone();
-    Acceptor::start(listener, "fake-trueconf-status", move |stream, conns| {
-        let Ok(s2) = stream.try_clone() else {
-            return;
-        };
-        let shared = shared.clone();
-        match std::thread::Builder::new()
-            .name("fake-trueconf-status-conn".into())
-            .spawn(move || status_connection(stream, &shared))
-        {
-            Ok(h) => lock(conns).add(vec![s2], h),
-            Err(e) => eprintln!("fake TrueConf: cannot spawn: {e}"),
-        }
-    })
+    http1::Server::start(
+        listener,
+        "fake-trueconf-status",
+        None,
+        Arc::new(move |rq: http1::Request| status_request(&shared, &rq)),
+    )
 }
 
-fn status_connection(mut stream: TcpStream, shared: &Shared) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut head = Vec::new();
-    let mut buf = [0u8; 2048];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16384 {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-        }
-    }
-    if head.is_empty() {
-        return;
-    }
-    let head = String::from_utf8_lossy(&head);
-    let mut parts = head.lines().next().unwrap_or("").split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
-    let (status, body) = if method.is_empty() || !target.starts_with('/') {
+/// None (no answer, the connection is closed) when the fake or this status
+/// port goes away while the probe is held.
+fn status_request(shared: &Shared, rq: &http1::Request) -> Option<http1::Response> {
+    let (status, body) = if !rq.target.starts_with('/') {
         (400, "<html><body>Bad Request</body></html>".to_string())
-    } else if path == "/vsstatus" {
+    } else if rq.path() == "/vsstatus" {
         let mut st = lock(&shared.state);
         let epoch = st.status_epoch;
         if st.status_hang {
@@ -1027,7 +787,7 @@ fn status_connection(mut stream: TcpStream, shared: &Shared) {
             shared.changed();
         }
         if st.shutdown || st.status_epoch != epoch {
-            return;
+            return None;
         }
         st.probes += 1;
         let reply = st.status_reply;
@@ -1040,93 +800,45 @@ fn status_connection(mut stream: TcpStream, shared: &Shared) {
     } else {
         (404, "<html><body>Not Found</body></html>".to_string())
     };
-    let response = format!(
-        "HTTP/1.1 {status} {}\r\nServer: {PRODUCT}\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-        reason(status),
-        body.len(),
-        if method.eq_ignore_ascii_case("HEAD") {
-            ""
-        } else {
-            body.as_str()
-        }
-    );
-    let _ = stream.write_all(response.as_bytes());
-    let _ = stream.flush();
-    let _ = stream.shutdown(Shutdown::Write);
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Status",
-    }
+    Some(
+        http1::Response::new(status, "text/html", body)
+            .with_header("Server", PRODUCT)
+            .closing(),
+    )
 }
 
 // ---------------------------------------------------------------------------
 // API requests
 
-fn accept_request(shared: &Arc<Shared>, mut rq: tiny_http::Request) {
-    let url = rq.url().to_string();
-    let (raw_path, query_str) = url.split_once('?').unwrap_or((url.as_str(), ""));
+/// Records an API request and answers it (on its connection's thread).
+fn api_request(shared: &Shared, rq: http1::Request) -> http1::Response {
+    let (raw_path, query_str) = (rq.path(), rq.query());
     let query = parse_form(query_str);
-    let headers: Vec<(String, String)> = rq
-        .headers()
-        .iter()
-        .map(|h| {
-            (
-                h.field.as_str().as_str().to_string(),
-                h.value.as_str().to_string(),
-            )
-        })
-        .collect();
-    let bearer = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("Authorization"))
-        .and_then(|(_, v)| {
-            let (scheme, token) = v.trim().split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| token.trim().to_string())
-        });
+    let bearer = rq.header("Authorization").and_then(|v| {
+        let (scheme, token) = v.trim().split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_string())
+    });
     let query_token = query
         .iter()
         .find(|(k, _)| k == "access_token")
         .map(|(_, v)| v.clone());
+    let both_tokens = query_token.is_some() && bearer.is_some();
     let req = Req {
-        method: rq.method().as_str().to_ascii_uppercase(),
+        method: rq.method.to_ascii_uppercase(),
         path: percent_decode(raw_path, false),
         raw_path: raw_path.to_string(),
         query,
-        token: query_token.clone().or_else(|| bearer.clone()),
-        body: read_body(rq.as_reader()),
-        headers,
+        token: query_token.or(bearer),
+        body: rq.body_text(),
+        headers: rq.headers.clone(),
         at: Instant::now(),
     };
-    let both_tokens = query_token.is_some() && bearer.is_some();
-    {
-        let mut st = lock(&shared.state);
-        st.requests.push(req.clone());
-    }
+    lock(&shared.state).requests.push(req.clone());
     shared.changed();
-    let sh = shared.clone();
-    let mut workers = lock(&shared.workers);
-    reap(&mut workers);
-    match std::thread::Builder::new()
-        .name("fake-trueconf-worker".into())
-        .spawn(move || answer_request(&sh, rq, req, both_tokens))
-    {
-        Ok(h) => workers.push(h),
-        Err(e) => eprintln!("fake TrueConf: cannot spawn a worker: {e}"),
-    }
+    let answer = answer_request(shared, &req, both_tokens);
+    http1::Response::new(answer.status, &answer.content_type, answer.body)
 }
 
 /// Waits `d` unless the fake is dropped first; false when it was dropped.
@@ -1170,7 +882,7 @@ fn nested_error(code: u16, reason: &str, message: &str, location: Option<(&str, 
 }
 
 fn reason_phrase(code: u16) -> &'static str {
-    reason(code)
+    http1::reason(code)
 }
 
 fn not_found() -> Answer {
@@ -1182,7 +894,7 @@ fn not_found() -> Answer {
     )
 }
 
-fn answer_request(shared: &Shared, rq: tiny_http::Request, req: Req, both_tokens: bool) {
+fn answer_request(shared: &Shared, req: &Req, both_tokens: bool) -> Answer {
     let (scripted, delay) = {
         let mut st = lock(&shared.state);
         let i = st
@@ -1201,7 +913,7 @@ fn answer_request(shared: &Shared, rq: tiny_http::Request, req: Req, both_tokens
     if alive && !delay.is_zero() {
         alive = pause(shared, delay);
     }
-    let answer = if !alive {
+    if !alive {
         json_answer(503, json!({ "error": "shutting down" }))
     } else if let Some(ApiReply::Status {
         status,
@@ -1216,18 +928,11 @@ fn answer_request(shared: &Shared, rq: tiny_http::Request, req: Req, both_tokens
         }
     } else {
         let mut st = lock(&shared.state);
-        let a = route(&mut st, &req, both_tokens);
+        let a = route(&mut st, req, both_tokens);
         drop(st);
         shared.changed();
         a
-    };
-    let mut resp = tiny_http::Response::from_string(answer.body).with_status_code(answer.status);
-    if let Ok(h) =
-        tiny_http::Header::from_bytes(&b"Content-Type"[..], answer.content_type.as_bytes())
-    {
-        resp.add_header(h);
     }
-    let _ = rq.respond(resp);
 }
 
 fn route(st: &mut State, req: &Req, both_tokens: bool) -> Answer {

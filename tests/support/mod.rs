@@ -1,13 +1,15 @@
 //! Test doubles and helpers shared by the integration tests.
 //!
 //! `fake_telegram` is a fake Telegram Bot API, `fake_trueconf` a fake TrueConf
-//! Server (HTTPS API port + plain-HTTP `/vsstatus` port). Both bind 127.0.0.1
-//! port 0, stop every thread they started when dropped, and never panic on
-//! what a client sends them.
+//! Server (HTTPS API port + plain-HTTP `/vsstatus` port). Both serve HTTP with
+//! `http1`, our own small HTTP/1.1 server (a thread per connection). Both bind
+//! 127.0.0.1 port 0, stop every thread they started when dropped, and never
+//! panic on what a client sends them.
 #![allow(dead_code)]
 
 pub mod fake_telegram;
 pub mod fake_trueconf;
+pub mod http1;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -157,14 +159,6 @@ pub(crate) fn parse_form(s: &str) -> Vec<(String, String)> {
             None => (percent_decode(p, true), String::new()),
         })
         .collect()
-}
-
-/// Reads a request body (at most 16 MiB) as text; unreadable bytes become U+FFFD.
-pub(crate) fn read_body(r: &mut dyn std::io::Read) -> String {
-    use std::io::Read;
-    let mut buf = Vec::new();
-    let _ = r.take(16 << 20).read_to_end(&mut buf);
-    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// Joins every finished thread of `handles`, keeping the running ones.
