@@ -287,8 +287,8 @@ fn poll(ctx: Arc<Ctx>, username: &str, workers: &[Sender<Job>]) {
         for raw in &updates {
             let (id, incoming) = parse_update(raw);
             match id {
-                // Telegram ids only grow; one below the offset was handled already.
-                Some(id) if offset.is_some_and(|o| id < o) => continue,
+                // Telegram applied the offset already: whatever it sends is new,
+                // even an id below ours (another Bot API server, ids restarted).
                 Some(id) => {
                     dispatcher.handle(incoming);
                     offset = Some(id + 1);

@@ -12,7 +12,7 @@ use crate::bot::Ctx;
 use crate::config::{Server, Trust};
 use crate::html::escape;
 use crate::http::{Client, Timeouts};
-use crate::notify::Notice;
+use crate::notify::{self, Notice};
 use crate::screen::{self, Tr};
 use crate::state::{Health, ServerState, now_unix};
 
@@ -135,19 +135,28 @@ pub fn run(ctx: &Ctx, index: usize, commands: Receiver<MonitorCmd>) {
             log::debug!("server '{}': probe failed: {why}", server.name);
         }
         let monitoring = &ctx.settings.monitoring;
-        let alert = ctx.store.update_server(&server.name, |state| {
+        // The judgement and its alerts are written in one store update, so
+        // that a restart can neither repeat the judgement nor lose the alert.
+        let alert = ctx.store.update(|d| {
+            let state = d.servers.entry(server.name.clone()).or_default();
             // Switched off while this probe was under way: the switch cleared
             // the judgement, and a late result must neither restore it nor alert.
             if !state.monitoring.unwrap_or(server.monitor_at_start) {
                 return None;
             }
-            judge.step(
+            let alert = judge.step(
                 state,
                 &result,
                 now_unix(),
                 monitoring.failures_before_down,
                 monitoring.remind_every,
-            )
+            )?;
+            for chat_id in ctx.settings.everyone() {
+                let lang = ctx.locales.pick(d.languages.get(&chat_id).map(String::as_str));
+                let text = alert_text(ctx.tr(lang), server, &alert);
+                notify::enqueue(d, chat_id, text, None);
+            }
+            Some(alert)
         });
         if let Some(alert) = alert {
             match &alert {
@@ -157,15 +166,7 @@ pub fn run(ctx: &Ctx, index: usize, commands: Receiver<MonitorCmd>) {
                 }
                 Alert::Reminder { .. } => log::info!("server '{}' is still DOWN", server.name),
             }
-            for chat_id in ctx.settings.everyone() {
-                let lang = ctx.lang_of_chat(chat_id);
-                let text = alert_text(ctx.tr(&lang), server, &alert);
-                let _ = ctx.notices.send(Notice::Send {
-                    chat_id,
-                    text,
-                    keyboard: None,
-                });
-            }
+            let _ = ctx.notices.send(Notice::Wake);
         }
         match commands.recv_timeout(server.probe_interval) {
             Ok(MonitorCmd::Wake) | Err(RecvTimeoutError::Timeout) => {}

@@ -1,9 +1,14 @@
-//! Delivers pushed messages (alerts, forgotten conferences) to chats (SPEC §4):
-//! one queue per chat, so a chat that fails never holds up the others;
-//! transient failures are retried with backoff until delivered, 429 is
-//! honoured, a burst to one chat is merged into one message and paced, never
-//! dropped; a chat that refuses for good (blocked, not found) is skipped, and
-//! so is a message Telegram refuses as such (400).
+//! Delivers pushed messages (alerts, forgotten conferences) to chats (SPEC §4).
+//!
+//! Producers put messages into the outbox of state.json in the same store
+//! update that records why they were sent (`enqueue`), then wake the
+//! notifier; the notifier removes a message only once it was delivered (or
+//! refused for good). So a crash or restart at any moment repeats at most one
+//! send and never loses an alert. One pacing and backoff state per chat: a
+//! chat that fails never holds up the others; transient failures are retried
+//! with backoff, 429 is honoured, a burst to one chat is merged into one
+//! message and paced; a chat that refuses for good (blocked, not found) is
+//! skipped, and so is a message Telegram refuses as such (400).
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -11,162 +16,131 @@ use std::time::{Duration, Instant};
 
 use crate::bot::{Backoff, Ctx};
 use crate::html::units;
-use crate::state::Outgoing;
+use crate::state::{Outgoing, StateData};
 use crate::telegram::Keyboard;
 
 /// At most one message a second to a chat (Telegram's per-chat limit).
 const PACE: Duration = Duration::from_secs(1);
 /// Merged texts stay below Telegram's 4096 characters.
 const MERGE_BUDGET: usize = 4000;
+/// Undelivered messages kept per chat; older ones give way (a long outage
+/// must not grow state.json without bound).
+const KEEP_PER_CHAT: usize = 50;
 
-/// Work for the notifier.
+/// Wakes the notifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notice {
-    /// Send this (already rendered in the chat's language).
-    Send {
-        chat_id: i64,
-        text: String,
-        keyboard: Option<Keyboard>,
-    },
+    /// The outbox changed.
+    Wake,
     Quit,
 }
 
-struct Pending {
-    text: String,
-    keyboard: Option<Keyboard>,
+/// Puts a message for `chat_id` into the outbox (inside a store update).
+pub fn enqueue(d: &mut StateData, chat_id: i64, text: String, keyboard: Option<Keyboard>) {
+    let id = d.outbox.iter().map(|o| o.id).max().unwrap_or(0) + 1;
+    d.outbox.push(Outgoing {
+        id,
+        chat_id,
+        text,
+        keyboard,
+    });
+    let queued = d.outbox.iter().filter(|o| o.chat_id == chat_id).count();
+    if queued > KEEP_PER_CHAT {
+        if let Some(oldest) = d.outbox.iter().position(|o| o.chat_id == chat_id) {
+            d.outbox.remove(oldest);
+            log::warn!("chat {chat_id}: more than {KEEP_PER_CHAT} undelivered messages; the oldest is dropped");
+        }
+    }
 }
 
+/// When each chat may be tried next.
 #[derive(Default)]
-struct ChatQueue {
-    pending: Vec<Pending>,
+struct ChatState {
     next_try: Option<Instant>,
     backoff: Backoff,
 }
 
-/// The notifier loop. What is not delivered yet lives in state.json too
-/// (the outbox), so that a restart delivers it instead of losing it.
+/// The notifier loop.
 pub fn run(ctx: &Ctx, notices: Receiver<Notice>) {
-    let mut chats: BTreeMap<i64, ChatQueue> = BTreeMap::new();
-    let mut saved = ctx.store.read(|d| d.outbox.clone());
-    for o in &saved {
-        chats.entry(o.chat_id).or_default().pending.push(Pending {
-            text: o.text.clone(),
-            keyboard: o.keyboard.clone(),
-        });
-    }
-    if !saved.is_empty() {
-        log::info!(
-            "{} undelivered message(s) from before the restart",
-            saved.len()
-        );
+    let mut chats: BTreeMap<i64, ChatState> = BTreeMap::new();
+    let waiting = ctx.store.read(|d| d.outbox.len());
+    if waiting > 0 {
+        log::info!("{waiting} undelivered message(s) from before the restart");
     }
     loop {
+        let outbox = ctx.store.read(|d| d.outbox.clone());
         let now = Instant::now();
-        let due = chats
-            .values()
-            .filter(|q| !q.pending.is_empty())
-            .map(|q| q.next_try.unwrap_or(now))
-            .min();
-        let received = match due {
-            None => notices.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            Some(due) => notices.recv_timeout(due.saturating_duration_since(now)),
-        };
-        let mut incoming = Vec::new();
-        let mut quit = false;
-        match received {
-            Ok(n) => incoming.push(n),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => quit = true,
-        }
-        // Whatever else arrived joins the same round, so bursts merge.
-        incoming.extend(notices.try_iter());
-        for notice in incoming {
-            match notice {
-                Notice::Quit => quit = true,
-                Notice::Send {
-                    chat_id,
-                    text,
-                    keyboard,
-                } => chats
-                    .entry(chat_id)
-                    .or_default()
-                    .pending
-                    .push(Pending { text, keyboard }),
+        let mut due: Option<Instant> = None;
+        let mut pending_chats: Vec<i64> = outbox.iter().map(|o| o.chat_id).collect();
+        pending_chats.dedup();
+        pending_chats.sort_unstable();
+        pending_chats.dedup();
+        for chat_id in pending_chats {
+            let state = chats.entry(chat_id).or_default();
+            match state.next_try {
+                Some(t) if t > now => due = Some(due.map_or(t, |d| d.min(t))),
+                _ => {
+                    let mine: Vec<&Outgoing> = outbox.iter().filter(|o| o.chat_id == chat_id).collect();
+                    deliver(ctx, chat_id, &mine, state);
+                    // Something may be left for this chat: look again when it is due.
+                    let t = state.next_try.unwrap_or(now);
+                    due = Some(due.map_or(t, |d| d.min(t)));
+                }
             }
         }
-        // Written before any attempt: a crash mid-send repeats, never loses.
-        save(ctx, &chats, &mut saved);
+        chats.retain(|_, s| s.next_try.is_some_and(|t| t > Instant::now()));
+        let received = match due {
+            None => notices.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(due) => notices.recv_timeout(due.saturating_duration_since(Instant::now())),
+        };
+        let mut quit = matches!(received, Ok(Notice::Quit) | Err(RecvTimeoutError::Disconnected));
+        // Whatever else arrived joins the same round, so bursts merge.
+        quit |= notices.try_iter().any(|n| n == Notice::Quit);
         if quit {
             return;
         }
-        let now = Instant::now();
-        for (chat_id, queue) in chats.iter_mut() {
-            if queue.pending.is_empty() || queue.next_try.is_some_and(|t| t > now) {
-                continue;
-            }
-            deliver(ctx, *chat_id, queue);
-        }
-        save(ctx, &chats, &mut saved);
-        chats
-            .retain(|_, q| !q.pending.is_empty() || q.next_try.is_some_and(|t| t > Instant::now()));
     }
 }
 
-/// Writes the undelivered messages to state.json when they changed.
-fn save(ctx: &Ctx, chats: &BTreeMap<i64, ChatQueue>, saved: &mut Vec<Outgoing>) {
-    let now: Vec<Outgoing> = chats
-        .iter()
-        .flat_map(|(chat_id, q)| {
-            q.pending.iter().map(move |p| Outgoing {
-                chat_id: *chat_id,
-                text: p.text.clone(),
-                keyboard: p.keyboard.clone(),
-            })
-        })
-        .collect();
-    if now != *saved {
-        ctx.store.update(|d| d.outbox = now.clone());
-        *saved = now;
+/// Sends the head of a chat's messages (plain texts merged) and removes from
+/// the outbox what needs no more tries.
+fn deliver(ctx: &Ctx, chat_id: i64, mine: &[&Outgoing], state: &mut ChatState) {
+    if mine.is_empty() {
+        return;
     }
-}
-
-/// Sends the head of a chat's queue (plain texts merged).
-fn deliver(ctx: &Ctx, chat_id: i64, queue: &mut ChatQueue) {
-    let (text, keyboard, count) = merge(&queue.pending);
+    let (text, keyboard, count) = merge(mine);
+    let done: Vec<u64> = mine[..count].iter().map(|o| o.id).collect();
+    let remove = |ctx: &Ctx| ctx.store.update(|d| d.outbox.retain(|o| !done.contains(&o.id)));
     match ctx.tg.send_message(chat_id, &text, keyboard.as_ref()) {
         Ok(_) => {
-            queue.pending.drain(..count);
-            queue.backoff.reset();
-            queue.next_try = Some(Instant::now() + PACE);
+            remove(ctx);
+            state.backoff.reset();
+            state.next_try = Some(Instant::now() + PACE);
         }
         Err(e) if e.is_permanent_for_chat() => {
             log::warn!("chat {chat_id} does not take messages ({e}); {count} message(s) dropped");
-            queue.pending.drain(..count);
-            queue.next_try = None;
+            remove(ctx);
+            state.next_try = None;
         }
         // A request Telegram refuses as such (400, 401) fails again however
         // often it is sent: retrying it would hold up every later message.
         Err(e) if !e.is_transient() => {
-            log::error!(
-                "telegram refused a message to chat {chat_id} ({e}); {count} message(s) dropped"
-            );
-            queue.pending.drain(..count);
-            queue.backoff.reset();
-            queue.next_try = None;
+            log::error!("telegram refused a message to chat {chat_id} ({e}); {count} message(s) dropped");
+            remove(ctx);
+            state.backoff.reset();
+            state.next_try = None;
         }
         Err(e) => {
-            let wait = e.retry_after().unwrap_or_else(|| queue.backoff.next_wait());
-            log::warn!(
-                "sending to chat {chat_id} failed ({e}); again in {} s",
-                wait.as_secs()
-            );
-            queue.next_try = Some(Instant::now() + wait);
+            let wait = e.retry_after().unwrap_or_else(|| state.backoff.next_wait());
+            log::warn!("sending to chat {chat_id} failed ({e}); again in {} s", wait.as_secs());
+            state.next_try = Some(Instant::now() + wait);
         }
     }
 }
 
 /// The first message, or as many plain texts as fit into one.
-fn merge(pending: &[Pending]) -> (String, Option<Keyboard>, usize) {
-    let first = &pending[0];
+fn merge(pending: &[&Outgoing]) -> (String, Option<Keyboard>, usize) {
+    let first = pending[0];
     if first.keyboard.is_some() {
         return (first.text.clone(), first.keyboard.clone(), 1);
     }
@@ -188,8 +162,10 @@ mod tests {
     use super::*;
     use crate::telegram::Button;
 
-    fn p(text: &str, kb: bool) -> Pending {
-        Pending {
+    fn p(id: u64, text: &str, kb: bool) -> Outgoing {
+        Outgoing {
+            id,
+            chat_id: 1,
             text: text.into(),
             keyboard: kb.then(|| vec![vec![Button::callback("x", "n")]]),
         }
@@ -197,12 +173,28 @@ mod tests {
 
     #[test]
     fn plain_texts_merge_until_a_keyboard_or_the_budget() {
-        let (t, k, n) = merge(&[p("a", false), p("b", false), p("c", true)]);
+        let (a, b, c) = (p(1, "a", false), p(2, "b", false), p(3, "c", true));
+        let (t, k, n) = merge(&[&a, &b, &c]);
         assert_eq!((t.as_str(), k.is_none(), n), ("a\n\nb", true, 2));
-        let (_, k, n) = merge(&[p("c", true), p("a", false)]);
+        let (_, k, n) = merge(&[&c, &a]);
         assert_eq!((k.is_some(), n), (true, 1));
         let big = "x".repeat(3000);
-        let (_, _, n) = merge(&[p(&big, false), p(&big, false)]);
+        let (x, y) = (p(4, &big, false), p(5, &big, false));
+        let (_, _, n) = merge(&[&x, &y]);
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn the_outbox_keeps_ids_unique_and_each_chat_bounded() {
+        let mut d = StateData::default();
+        for i in 0..(KEEP_PER_CHAT + 5) {
+            enqueue(&mut d, 7, format!("m{i}"), None);
+        }
+        enqueue(&mut d, 8, "other".into(), None);
+        assert_eq!(d.outbox.iter().filter(|o| o.chat_id == 7).count(), KEEP_PER_CHAT);
+        assert_eq!(d.outbox[0].text, "m5", "the oldest gave way");
+        let mut ids: Vec<u64> = d.outbox.iter().map(|o| o.id).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), d.outbox.len());
     }
 }

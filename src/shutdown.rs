@@ -25,6 +25,8 @@ impl Shutdown {
 
     /// Waits `d` or until shutdown; true when shutting down.
     pub fn wait(&self, d: Duration) -> bool {
+        // A huge wait (e.g. a bogus retry_after) must not overflow the clock.
+        let d = d.min(Duration::from_secs(86_400));
         let deadline = Instant::now() + d;
         let (lock, cond) = &*self.0;
         let mut set = lock.lock().unwrap_or_else(|p| p.into_inner());

@@ -44,6 +44,9 @@ pub struct ServerState {
 /// A pushed message waiting for delivery.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Outgoing {
+    /// Unique within the outbox, growing.
+    #[serde(default)]
+    pub id: u64,
     pub chat_id: i64,
     pub text: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

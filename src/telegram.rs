@@ -72,10 +72,11 @@ impl TgError {
 
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
+            // Bounded: a bogus value must neither overflow a deadline nor stall us for days.
             TgError::Api {
                 retry_after: Some(s),
                 ..
-            } => Some(Duration::from_secs(*s)),
+            } => Some(Duration::from_secs((*s).clamp(1, 3600))),
             _ => None,
         }
     }

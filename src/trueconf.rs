@@ -259,7 +259,9 @@ impl TrueConf {
                 v.as_u64()
                     .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
             })
-            .unwrap_or(3600);
+            .unwrap_or(3600)
+            // A bogus lifetime must not overflow the clock; a week is plenty.
+            .min(7 * 86_400);
         // Renew a minute early, or at 90 % of a short lifetime.
         let margin = (lifetime / 10).min(60);
         Ok(Token {
@@ -378,12 +380,14 @@ impl TrueConf {
             .get("participants")
             .and_then(Value::as_array)
             .ok_or(Problem::BadAnswer)?;
-        Ok(list
-            .iter()
-            .map(|p| Participant {
-                role: p.get("role").and_then(Value::as_i64).unwrap_or(-1),
+        // A participant without a readable role makes the whole list unusable
+        // for the forgotten rules: better "unknown" than a wrong "forgotten".
+        list.iter()
+            .map(|p| {
+                let role = p.get("role").and_then(as_int).ok_or(Problem::BadAnswer)?;
+                Ok(Participant { role })
             })
-            .collect())
+            .collect()
     }
 
     /// Users online (status 1, 2 or 5) over every page of `/users`.

@@ -11,9 +11,9 @@ use crate::audit;
 use crate::bot::{Ctx, show};
 use crate::callback::{List, Press, conference_key};
 use crate::config::{Role, Server};
-use crate::html::escape;
+use crate::html::{escape, shorten};
 use crate::monitor::{self, MonitorCmd};
-use crate::notify::Notice;
+use crate::notify::{self, Notice};
 use crate::screen::{self, Entry, Screen, StatusView, Tr};
 use crate::state::{now_unix, now_unix_ms};
 use crate::telegram::User;
@@ -355,6 +355,7 @@ impl Worker<'_> {
             .collect();
         let forgotten: Vec<&Call> = found.iter().filter(|(_, u)| !*u).map(|(c, _)| c).collect();
         let mut keep = std::collections::BTreeMap::new();
+        let mut fresh: Vec<&Call> = Vec::new();
         for call in &forgotten {
             match alerted.get(&call.session_id) {
                 None => {
@@ -362,15 +363,7 @@ impl Worker<'_> {
                         "server '{}': a conference became forgotten; telling the operators",
                         server.name
                     );
-                    for &chat_id in &ctx.settings.operators {
-                        let lang = ctx.lang_of_chat(chat_id);
-                        let screen = screen::scan_alert(ctx.tr(&lang), server, call, auto);
-                        let _ = ctx.notices.send(Notice::Send {
-                            chat_id,
-                            text: screen.text,
-                            keyboard: Some(screen.keyboard),
-                        });
-                    }
+                    fresh.push(*call);
                     keep.insert(call.session_id.clone(), now);
                 }
                 Some(&at) => {
@@ -393,8 +386,21 @@ impl Worker<'_> {
                 keep.insert(id.to_string(), at);
             }
         }
-        ctx.store
-            .update_server(&server.name, |s| s.forgotten_alerted = keep);
+        // The marks and the alerts in one update: a restart neither repeats
+        // nor loses an alert.
+        ctx.store.update(|d| {
+            d.servers.entry(server.name.clone()).or_default().forgotten_alerted = keep;
+            for call in &fresh {
+                for &chat_id in &ctx.settings.operators {
+                    let lang = ctx.locales.pick(d.languages.get(&chat_id).map(String::as_str));
+                    let screen = screen::scan_alert(ctx.tr(lang), server, call, auto);
+                    notify::enqueue(d, chat_id, screen.text, Some(screen.keyboard));
+                }
+            }
+        });
+        if !fresh.is_empty() {
+            let _ = ctx.notices.send(Notice::Wake);
+        }
     }
 
     /// Stops a forgotten conference; false when the stop failed.
@@ -415,27 +421,26 @@ impl Worker<'_> {
             &ctx.settings.state_dir,
             &audit::Record::automatic(&server.name, Some(&id), "stop", &outcome),
         );
-        for &chat_id in &ctx.settings.operators {
-            let lang = ctx.lang_of_chat(chat_id);
-            let tr = ctx.tr(&lang);
-            let (name, eid) = (escape(&server.name), escape(&id));
-            let text = match &result {
-                Ok(_) => tr.f("auto_stop_done", &[("name", &name), ("id", &eid)]),
-                Err(p) => tr.f(
-                    "auto_stop_failed",
-                    &[
-                        ("name", &name),
-                        ("id", &eid),
-                        ("reason", &screen::problem_text(tr, p)),
-                    ],
-                ),
-            };
-            let _ = ctx.notices.send(Notice::Send {
-                chat_id,
-                text,
-                keyboard: None,
-            });
-        }
+        ctx.store.update(|d| {
+            for &chat_id in &ctx.settings.operators {
+                let lang = ctx.locales.pick(d.languages.get(&chat_id).map(String::as_str));
+                let tr = ctx.tr(lang);
+                let (name, eid) = (escape(&shorten(&server.name, 100)), escape(&shorten(&id, 128)));
+                let text = match &result {
+                    Ok(_) => tr.f("auto_stop_done", &[("name", &name), ("id", &eid)]),
+                    Err(p) => tr.f(
+                        "auto_stop_failed",
+                        &[
+                            ("name", &name),
+                            ("id", &eid),
+                            ("reason", &screen::problem_text(tr, p)),
+                        ],
+                    ),
+                };
+                notify::enqueue(d, chat_id, text, None);
+            }
+        });
+        let _ = ctx.notices.send(Notice::Wake);
         result.is_ok()
     }
 
