@@ -93,15 +93,27 @@ fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
     Ok(last[0] == b'\n')
 }
 
-/// The last `n` readable records, newest last; torn or foreign lines skipped.
+/// How much of the end of the file `read_last` looks at.
+const TAIL: u64 = 256 * 1024;
+
+/// The last `n` readable records, newest last; torn or foreign lines (also
+/// ones cut inside a multi-byte character) skipped. Reads only the file's
+/// tail, however long the log has grown.
 pub fn read_last(dir: &Path, n: usize) -> Vec<Record> {
-    let Ok(text) = std::fs::read_to_string(dir.join(FILE_NAME)) else {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(dir.join(FILE_NAME)) else {
         return Vec::new();
     };
-    let mut records: Vec<Record> = text
-        .lines()
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(TAIL);
+    let mut tail = Vec::new();
+    if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut tail).is_err() {
+        return Vec::new();
+    }
+    let mut records: Vec<Record> = tail
+        .split(|b| *b == b'\n')
         .rev()
-        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter_map(|line| serde_json::from_slice(line).ok())
         .take(n)
         .collect();
     records.reverse();
@@ -132,9 +144,20 @@ mod tests {
             .write_all(b"{\"time\":\"2026-")
             .unwrap();
         append(&dir, &r);
+        // A line cut inside a multi-byte character is skipped as well.
+        let mut cut = serde_json::to_vec(&Record::automatic("Сервер", None, "stop", "ok")).unwrap();
+        let inside = cut.windows(2).position(|w| w == "С".as_bytes()).unwrap() + 1;
+        cut.truncate(inside);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join(FILE_NAME))
+            .unwrap()
+            .write_all(&cut)
+            .unwrap();
+        append(&dir, &r);
         let got = read_last(&dir, 20);
         std::fs::remove_dir_all(&dir).ok();
-        assert_eq!(got, vec![r.clone(), r]);
+        assert_eq!(got, vec![r.clone(), r.clone(), r]);
         assert_eq!(rfc3339(1_795_614_309), "2026-11-25T13:45:09Z");
     }
 }

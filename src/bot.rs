@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::callback::Press;
 use crate::config::{Role, Settings};
 use crate::error::Error;
-use crate::http::{Client, Timeouts};
+use crate::http::{Client, Limits};
 use crate::locale::{Locales, SHIPPED};
 use crate::monitor::{self, MonitorCmd};
 use crate::notify::{self, Notice};
@@ -110,7 +110,7 @@ pub fn run(settings: Settings, locales: Locales, shutdown: Shutdown) -> Result<(
     let ctx = Arc::new(Ctx {
         probe: Client::new(
             &crate::config::Trust::BuiltIn,
-            Timeouts::probe(Duration::from_secs(5)),
+            Limits::probe(Duration::from_secs(5)),
         ),
         settings,
         locales,

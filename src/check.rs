@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Server, Settings, Trust};
 use crate::error::Error;
-use crate::http::{Client, Timeouts};
+use crate::http::{Client, Limits};
 use crate::monitor;
 use crate::telegram::{Telegram, TgError};
 use crate::trueconf::{Problem, TrueConf};
@@ -214,7 +214,7 @@ fn check_server(server: &Server) -> Vec<Line> {
 }
 
 fn status_line(server: &Server, name: &str) -> Line {
-    let probe = Client::new(&Trust::BuiltIn, Timeouts::probe(STEP));
+    let probe = Client::new(&Trust::BuiltIn, Limits::probe(STEP));
     match monitor::probe(&probe, server) {
         Ok(()) => pass(format!(
             "{name}: /vsstatus on port {} answers: the server is up",

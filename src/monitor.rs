@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::bot::Ctx;
 use crate::config::{Server, Trust};
 use crate::html::escape;
-use crate::http::{Client, Timeouts};
+use crate::http::{Client, Limits};
 use crate::notify::{self, Notice};
 use crate::screen::{self, Tr};
 use crate::state::{Health, ServerState, now_unix};
@@ -120,7 +120,7 @@ impl Judge {
 /// The prober of server `index`.
 pub fn run(ctx: &Ctx, index: usize, commands: Receiver<MonitorCmd>) {
     let server = &ctx.settings.servers[index];
-    let client = Client::new(&Trust::BuiltIn, Timeouts::probe(server.probe_interval));
+    let client = Client::new(&Trust::BuiltIn, Limits::probe(server.probe_interval));
     let mut judge = Judge::default();
     loop {
         if !is_on(ctx, server) {
@@ -152,7 +152,9 @@ pub fn run(ctx: &Ctx, index: usize, commands: Receiver<MonitorCmd>) {
                 monitoring.remind_every,
             )?;
             for chat_id in ctx.settings.everyone() {
-                let lang = ctx.locales.pick(d.languages.get(&chat_id).map(String::as_str));
+                let lang = ctx
+                    .locales
+                    .pick(d.languages.get(&chat_id).map(String::as_str));
                 let text = alert_text(ctx.tr(lang), server, &alert);
                 notify::enqueue(d, chat_id, text, None);
             }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::config::{Secret, Trust};
-use crate::http::{Client, NetError, Timeouts};
+use crate::http::{Client, Limits, NetError};
 
 /// The update kinds we handle (sent as `allowed_updates`).
 pub const ALLOWED_UPDATES: &[&str] = &["message", "callback_query"];
@@ -263,8 +263,8 @@ impl fmt::Debug for Telegram {
 impl Telegram {
     pub fn new(base: &str, token: &Secret, poll_timeout: Duration) -> Telegram {
         Telegram {
-            poll: Client::new(&Trust::BuiltIn, Timeouts::telegram_poll(poll_timeout)),
-            send: Client::new(&Trust::BuiltIn, Timeouts::TELEGRAM_SEND),
+            poll: Client::new(&Trust::BuiltIn, Limits::telegram_poll(poll_timeout)),
+            send: Client::new(&Trust::BuiltIn, Limits::TELEGRAM_SEND),
             base: base.trim_end_matches('/').to_string(),
             token: token.clone(),
         }

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::config::{Secret, Server};
-use crate::http::{Client, NetError, Response, Timeouts, encode_segment};
+use crate::http::{Client, Limits, NetError, Response, encode_segment};
 
 /// Page size for `/logs/calls`.
 const CALLS_PAGE: usize = 200;
@@ -169,7 +169,7 @@ enum Auth {
 impl TrueConf {
     pub fn new(server: &Server) -> TrueConf {
         TrueConf {
-            http: Client::new(&server.trust, Timeouts::TRUECONF),
+            http: Client::new(&server.trust, Limits::TRUECONF),
             base: format!("https://{}", server.host),
             api: format!("/api/{}", server.api_version),
             client_id: server.client_id.clone(),

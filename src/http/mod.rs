@@ -15,8 +15,6 @@ use crate::config::Trust;
 
 pub(crate) use tls::load_pem_certificates;
 
-/// Largest body we read (the biggest answers are pages of 1000 users).
-const BODY_LIMIT: u64 = 32 * 1024 * 1024;
 const CLOSED_EARLY: &str = "connection closed early";
 const RESET: &str = "connection reset";
 const USER_AGENT: &str = concat!("trueconf-bot/", env!("CARGO_PKG_VERSION"));
@@ -62,6 +60,7 @@ impl Response {
 #[derive(Clone)]
 pub struct Client {
     agent: Agent,
+    body_limit: u64,
 }
 
 impl fmt::Debug for Client {
@@ -70,50 +69,61 @@ impl fmt::Debug for Client {
     }
 }
 
-/// Timeouts of one agent.
+/// Timeouts and the largest answer of one agent.
 #[derive(Clone, Copy, Debug)]
-pub struct Timeouts {
+pub struct Limits {
     pub connect: Duration,
     pub whole: Duration,
+    /// Larger answers fail: one server answering garbage must not take the
+    /// memory of the whole bot.
+    pub body: u64,
 }
 
-impl Timeouts {
+impl Limits {
     /// TrueConf API calls (SPEC §6: connect ≤ 5 s, whole request ≤ 15 s).
-    pub const TRUECONF: Timeouts = Timeouts {
+    pub const TRUECONF: Limits = Limits {
         connect: Duration::from_secs(5),
         whole: Duration::from_secs(15),
+        body: 8 * 1024 * 1024,
     };
 
     /// Telegram long polling: the whole request outlives the poll timeout.
-    pub fn telegram_poll(poll: Duration) -> Timeouts {
-        Timeouts {
+    pub fn telegram_poll(poll: Duration) -> Limits {
+        Limits {
             connect: Duration::from_secs(5),
             whole: poll + Duration::from_secs(15),
+            body: 8 * 1024 * 1024,
         }
     }
 
     /// Telegram sends (sendMessage, edits, answers).
-    pub const TELEGRAM_SEND: Timeouts = Timeouts {
+    pub const TELEGRAM_SEND: Limits = Limits {
         connect: Duration::from_secs(5),
         whole: Duration::from_secs(20),
+        body: 1024 * 1024,
     };
 
     /// The `/vsstatus` health probe: a healthy server answers at once.
-    pub fn probe(interval: Duration) -> Timeouts {
+    pub fn probe(interval: Duration) -> Limits {
         let whole = interval.clamp(Duration::from_secs(1), Duration::from_secs(10));
-        Timeouts {
+        Limits {
             connect: whole.min(Duration::from_secs(5)),
             whole,
+            body: 64 * 1024,
         }
     }
 }
 
 impl Client {
     /// An agent that verifies TLS as `trust` says.
-    pub fn new(trust: &Trust, timeouts: Timeouts) -> Client {
+    pub fn new(trust: &Trust, timeouts: Limits) -> Client {
         let builder = Agent::config_builder()
             .http_status_as_error(false)
             .proxy(None)
+            // Never follow a Location with a token in the query; a redirect
+            // is an unexpected answer to report.
+            .max_redirects(0)
+            .max_redirects_will_error(false)
             .user_agent(USER_AGENT)
             .timeout_connect(Some(timeouts.connect))
             .timeout_global(Some(timeouts.whole))
@@ -138,7 +148,10 @@ impl Client {
                 tls::pinned_agent(builder.build(), certs)
             }
         };
-        Client { agent }
+        Client {
+            agent,
+            body_limit: timeouts.body,
+        }
     }
 
     /// `GET url?query`. The query is encoded by ureq, never by `format!`.
@@ -158,7 +171,7 @@ impl Client {
             if let Some(token) = bearer {
                 request = request.header("Authorization", &format!("Bearer {token}"));
             }
-            finish(request.call())
+            finish(request.call(), self.body_limit)
         };
         match attempt() {
             Err(NetError::Unreachable(why)) if why == CLOSED_EARLY || why == RESET => attempt(),
@@ -182,12 +195,16 @@ impl Client {
             request
                 .header("Content-Type", "application/json")
                 .send(&bytes[..]),
+            self.body_limit,
         )
     }
 
     /// `POST url` with an `application/x-www-form-urlencoded` body.
     pub fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Result<Response, NetError> {
-        finish(self.agent.post(url).send_form(form.iter().copied()))
+        finish(
+            self.agent.post(url).send_form(form.iter().copied()),
+            self.body_limit,
+        )
     }
 
     /// `POST url?query` with no body.
@@ -196,19 +213,20 @@ impl Client {
         for (k, v) in query {
             request = request.query(*k, *v);
         }
-        finish(request.send_empty())
+        finish(request.send_empty(), self.body_limit)
     }
 }
 
 fn finish(
     result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    body_limit: u64,
 ) -> Result<Response, NetError> {
     let mut response = result.map_err(classify)?;
     let status = response.status().as_u16();
     let body = response
         .body_mut()
         .with_config()
-        .limit(BODY_LIMIT)
+        .limit(body_limit)
         .lossy_utf8(true)
         .read_to_string()
         .map_err(classify)?;
@@ -336,12 +354,51 @@ mod tests {
         assert_eq!(io_reason(&custom), "network error");
     }
 
+    /// Serves one canned answer on a loopback port.
+    fn one_answer(answer: &'static str) -> u16 {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn redirects_are_not_followed_but_reported() {
+        let port = one_answer(
+            "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/x\r\nContent-Length: 0\r\n\r\n",
+        );
+        let client = Client::new(&Trust::BuiltIn, Limits::TRUECONF);
+        let r = client
+            .get(&format!("http://127.0.0.1:{port}/"), &[], None)
+            .unwrap();
+        assert_eq!(r.status, 302);
+    }
+
+    #[test]
+    fn answers_beyond_the_limit_fail() {
+        let body = "x".repeat(70_000);
+        let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: 70000\r\n\r\n{body}");
+        let port = one_answer(Box::leak(answer.into_boxed_str()));
+        let client = Client::new(&Trust::BuiltIn, Limits::probe(Duration::from_secs(1)));
+        let err = client
+            .get(&format!("http://127.0.0.1:{port}/"), &[], None)
+            .unwrap_err();
+        assert_eq!(err, NetError::Other("answer too large".into()));
+    }
+
     #[test]
     fn a_refused_connection_is_unreachable() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         drop(listener);
-        let client = Client::new(&Trust::BuiltIn, Timeouts::TRUECONF);
+        let client = Client::new(&Trust::BuiltIn, Limits::TRUECONF);
         let err = client
             .get(&format!("http://127.0.0.1:{port}/x"), &[], None)
             .unwrap_err();
