@@ -4,7 +4,8 @@
 //! on a TrueConf server.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::sync::mpsc::{self, Sender};
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,10 @@ pub struct Ctx {
     /// Plain-HTTP client for `/vsstatus` probes made for the status screen.
     pub probe: Client,
     pub notices: Sender<Notice>,
+    /// The latest press on each message (chat, message) → its number, so
+    /// that a slow server's late screen does not overwrite a newer one.
+    presses: Mutex<HashMap<(i64, i64), u64>>,
+    press_count: AtomicU64,
 }
 
 impl Ctx {
@@ -45,6 +50,29 @@ impl Ctx {
     pub fn lang_of_chat(&self, chat_id: i64) -> String {
         let code = self.store.read(|d| d.languages.get(&chat_id).cloned());
         self.locales.pick(code.as_deref()).to_string()
+    }
+
+    /// Numbers a press on a message; it is now the latest there.
+    fn press_on(&self, chat_id: i64, message_id: Option<i64>) -> u64 {
+        let n = self.press_count.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(message_id) = message_id {
+            let mut presses = self.presses.lock().unwrap_or_else(|p| p.into_inner());
+            if presses.len() > 4096 {
+                // Old messages: their presses are long answered.
+                presses.retain(|_, seen| *seen + 4096 > n);
+            }
+            presses.insert((chat_id, message_id), n);
+        }
+        n
+    }
+
+    /// Whether press `n` is still the latest on its message.
+    pub fn is_latest(&self, chat_id: i64, message_id: Option<i64>, n: u64) -> bool {
+        let Some(message_id) = message_id else {
+            return true;
+        };
+        let presses = self.presses.lock().unwrap_or_else(|p| p.into_inner());
+        presses.get(&(chat_id, message_id)).is_none_or(|latest| *latest == n)
     }
 
     pub fn tr<'a>(&'a self, lang: &'a str) -> Tr<'a> {
@@ -118,6 +146,8 @@ pub fn run(settings: Settings, locales: Locales, shutdown: Shutdown) -> Result<(
         store,
         shutdown: shutdown.clone(),
         notices: notice_tx,
+        presses: Mutex::new(HashMap::new()),
+        press_count: AtomicU64::new(0),
     });
 
     let notifier = spawn("tg-notify", {
@@ -457,6 +487,7 @@ impl Dispatcher<'_> {
         let Some(chat_id) = chat_id else {
             return; // an inline message: nothing we show there
         };
+        let seq = ctx.press_on(chat_id, message_id);
         match (press, server) {
             (Press::Nothing, _) => {}
             (Press::Audit(page), _) => {
@@ -483,6 +514,7 @@ impl Dispatcher<'_> {
             (press, Some(index)) => {
                 let job = Job::Press {
                     press,
+                    seq,
                     chat_id,
                     message_id,
                     user: from.clone(),

@@ -31,6 +31,8 @@ pub enum Job {
         press: Press,
         chat_id: i64,
         message_id: Option<i64>,
+        /// Its number among presses (see `Ctx::is_latest`).
+        seq: u64,
         user: User,
         role: Role,
         lang: String,
@@ -104,6 +106,7 @@ pub fn run(ctx: &Ctx, index: usize, jobs: Receiver<Job>, monitor: Sender<Monitor
             Job::Overview(overview) => overview.fill(index, worker.overview_line()),
             Job::Press {
                 press,
+                seq,
                 chat_id,
                 message_id,
                 user,
@@ -112,7 +115,13 @@ pub fn run(ctx: &Ctx, index: usize, jobs: Receiver<Job>, monitor: Sender<Monitor
             } => {
                 let tr = ctx.tr(&lang);
                 let screen = worker.press(tr, &press, &user, role);
-                show(&ctx.tg, chat_id, message_id, &screen);
+                // The user went elsewhere meanwhile (e.g. Back while the
+                // server was slow): do not pull them back.
+                if ctx.is_latest(chat_id, message_id, seq) {
+                    show(&ctx.tg, chat_id, message_id, &screen);
+                } else {
+                    log::debug!("server '{}': a screen outdated by a newer press was dropped", server.name);
+                }
             }
         }
     }
@@ -389,10 +398,15 @@ impl Worker<'_> {
         // The marks and the alerts in one update: a restart neither repeats
         // nor loses an alert.
         ctx.store.update(|d| {
-            d.servers.entry(server.name.clone()).or_default().forgotten_alerted = keep;
+            d.servers
+                .entry(server.name.clone())
+                .or_default()
+                .forgotten_alerted = keep;
             for call in &fresh {
                 for &chat_id in &ctx.settings.operators {
-                    let lang = ctx.locales.pick(d.languages.get(&chat_id).map(String::as_str));
+                    let lang = ctx
+                        .locales
+                        .pick(d.languages.get(&chat_id).map(String::as_str));
                     let screen = screen::scan_alert(ctx.tr(lang), server, call, auto);
                     notify::enqueue(d, chat_id, screen.text, Some(screen.keyboard));
                 }
@@ -423,9 +437,14 @@ impl Worker<'_> {
         );
         ctx.store.update(|d| {
             for &chat_id in &ctx.settings.operators {
-                let lang = ctx.locales.pick(d.languages.get(&chat_id).map(String::as_str));
+                let lang = ctx
+                    .locales
+                    .pick(d.languages.get(&chat_id).map(String::as_str));
                 let tr = ctx.tr(lang);
-                let (name, eid) = (escape(&shorten(&server.name, 100)), escape(&shorten(&id, 128)));
+                let (name, eid) = (
+                    escape(&shorten(&server.name, 100)),
+                    escape(&shorten(&id, 128)),
+                );
                 let text = match &result {
                     Ok(_) => tr.f("auto_stop_done", &[("name", &name), ("id", &eid)]),
                     Err(p) => tr.f(

@@ -1559,3 +1559,32 @@ fn long_names_and_ids_keep_callback_data_within_64_bytes_through_a_whole_stop() 
     ids.dedup();
     assert_eq!(ids.len(), answers.len(), "a press answered twice");
 }
+
+#[test]
+fn a_slow_screen_does_not_overwrite_where_the_user_went_meanwhile() {
+    let bot = two_conferences();
+    let menu = open(&bot, OP, OP, "Main", "Status");
+    let menu = tap(&bot, OP, OP, &menu, "‹ Back", "What would you like to see?");
+    bot.srv(0).set_delay(Duration::from_secs(2));
+    // Running conferences (slow), then Back at once, then Users online: the
+    // worker serves them in order, so when Users online is shown the running
+    // list was ready too — and must not have been shown.
+    bot.press(OP, OP, menu.message_id, &data(&menu, "🎥 Running conferences"));
+    assert_eq!(
+        bot.srv(0)
+            .wait_requests(WAIT, |r| r.path.ends_with("/logs/calls"), 1)
+            .len(),
+        1
+    );
+    let back_to_picker = tap(&bot, OP, OP, &menu, "‹ Back", "Choose a server");
+    bot.click(OP, OP, &back_to_picker, "Main");
+    let menu = edited(&bot, OP, &back_to_picker, "What would you like to see?");
+    bot.srv(0).set_delay(Duration::ZERO);
+    tap(&bot, OP, OP, &menu, "👥 Users online", "Users online:");
+    let versions = bot.tg.history(OP);
+    assert!(
+        !versions.iter().any(|m| m.plain.contains("Running conferences: 2")),
+        "the late list overwrote the user's screen:\n{}",
+        bot.transcript(OP)
+    );
+}
