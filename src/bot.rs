@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -72,7 +72,9 @@ impl Ctx {
             return true;
         };
         let presses = self.presses.lock().unwrap_or_else(|p| p.into_inner());
-        presses.get(&(chat_id, message_id)).is_none_or(|latest| *latest == n)
+        presses
+            .get(&(chat_id, message_id))
+            .is_none_or(|latest| *latest == n)
     }
 
     pub fn tr<'a>(&'a self, lang: &'a str) -> Tr<'a> {
@@ -105,10 +107,13 @@ pub fn show(tg: &Telegram, chat_id: i64, message_id: Option<i64>, screen: &Scree
 
 /// Starts every thread and polls Telegram until shutdown.
 pub fn run(settings: Settings, locales: Locales, shutdown: Shutdown) -> Result<(), Error> {
-    std::fs::create_dir_all(&settings.state_dir).map_err(|e| Error::Io {
-        what: format!("state dir {}", settings.state_dir.display()),
-        reason: e.to_string(),
-    })?;
+    if let Err(e) = std::fs::create_dir_all(&settings.state_dir) {
+        // Serving matters more than remembering: go on from memory.
+        log::error!(
+            "state dir {} cannot be created ({e}); nothing will be remembered across restarts",
+            settings.state_dir.display()
+        );
+    }
     let (store, warnings) = Store::open(&settings.state_dir);
     for w in warnings {
         log::warn!("{w}");

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::bot::Ctx;
 use crate::config::{Server, Trust};
-use crate::html::escape;
+use crate::html::{escape, shorten};
 use crate::http::{Client, Limits};
 use crate::notify::{self, Notice};
 use crate::screen::{self, Tr};
@@ -179,7 +179,7 @@ pub fn run(ctx: &Ctx, index: usize, commands: Receiver<MonitorCmd>) {
 
 /// The alert message in one language.
 pub fn alert_text(tr: Tr, server: &Server, alert: &Alert) -> String {
-    let name = escape(&server.name);
+    let name = escape(&shorten(&server.name, 100));
     let since = |secs: u64| screen::human_duration(tr, Duration::from_secs(secs));
     match alert {
         Alert::Down { reason } => tr.f(

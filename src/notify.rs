@@ -48,7 +48,9 @@ pub fn enqueue(d: &mut StateData, chat_id: i64, text: String, keyboard: Option<K
     if queued > KEEP_PER_CHAT {
         if let Some(oldest) = d.outbox.iter().position(|o| o.chat_id == chat_id) {
             d.outbox.remove(oldest);
-            log::warn!("chat {chat_id}: more than {KEEP_PER_CHAT} undelivered messages; the oldest is dropped");
+            log::warn!(
+                "chat {chat_id}: more than {KEEP_PER_CHAT} undelivered messages; the oldest is dropped"
+            );
         }
     }
 }
@@ -80,7 +82,8 @@ pub fn run(ctx: &Ctx, notices: Receiver<Notice>) {
             match state.next_try {
                 Some(t) if t > now => due = Some(due.map_or(t, |d| d.min(t))),
                 _ => {
-                    let mine: Vec<&Outgoing> = outbox.iter().filter(|o| o.chat_id == chat_id).collect();
+                    let mine: Vec<&Outgoing> =
+                        outbox.iter().filter(|o| o.chat_id == chat_id).collect();
                     deliver(ctx, chat_id, &mine, state);
                     // Something may be left for this chat: look again when it is due.
                     let t = state.next_try.unwrap_or(now);
@@ -93,7 +96,10 @@ pub fn run(ctx: &Ctx, notices: Receiver<Notice>) {
             None => notices.recv().map_err(|_| RecvTimeoutError::Disconnected),
             Some(due) => notices.recv_timeout(due.saturating_duration_since(Instant::now())),
         };
-        let mut quit = matches!(received, Ok(Notice::Quit) | Err(RecvTimeoutError::Disconnected));
+        let mut quit = matches!(
+            received,
+            Ok(Notice::Quit) | Err(RecvTimeoutError::Disconnected)
+        );
         // Whatever else arrived joins the same round, so bursts merge.
         quit |= notices.try_iter().any(|n| n == Notice::Quit);
         if quit {
@@ -110,7 +116,10 @@ fn deliver(ctx: &Ctx, chat_id: i64, mine: &[&Outgoing], state: &mut ChatState) {
     }
     let (text, keyboard, count) = merge(mine);
     let done: Vec<u64> = mine[..count].iter().map(|o| o.id).collect();
-    let remove = |ctx: &Ctx| ctx.store.update(|d| d.outbox.retain(|o| !done.contains(&o.id)));
+    let remove = |ctx: &Ctx| {
+        ctx.store
+            .update(|d| d.outbox.retain(|o| !done.contains(&o.id)))
+    };
     match ctx.tg.send_message(chat_id, &text, keyboard.as_ref()) {
         Ok(_) => {
             remove(ctx);
@@ -125,14 +134,19 @@ fn deliver(ctx: &Ctx, chat_id: i64, mine: &[&Outgoing], state: &mut ChatState) {
         // A request Telegram refuses as such (400, 401) fails again however
         // often it is sent: retrying it would hold up every later message.
         Err(e) if !e.is_transient() => {
-            log::error!("telegram refused a message to chat {chat_id} ({e}); {count} message(s) dropped");
+            log::error!(
+                "telegram refused a message to chat {chat_id} ({e}); {count} message(s) dropped"
+            );
             remove(ctx);
             state.backoff.reset();
             state.next_try = None;
         }
         Err(e) => {
             let wait = e.retry_after().unwrap_or_else(|| state.backoff.next_wait());
-            log::warn!("sending to chat {chat_id} failed ({e}); again in {} s", wait.as_secs());
+            log::warn!(
+                "sending to chat {chat_id} failed ({e}); again in {} s",
+                wait.as_secs()
+            );
             state.next_try = Some(Instant::now() + wait);
         }
     }
@@ -191,7 +205,10 @@ mod tests {
             enqueue(&mut d, 7, format!("m{i}"), None);
         }
         enqueue(&mut d, 8, "other".into(), None);
-        assert_eq!(d.outbox.iter().filter(|o| o.chat_id == 7).count(), KEEP_PER_CHAT);
+        assert_eq!(
+            d.outbox.iter().filter(|o| o.chat_id == 7).count(),
+            KEEP_PER_CHAT
+        );
         assert_eq!(d.outbox[0].text, "m5", "the oldest gave way");
         let mut ids: Vec<u64> = d.outbox.iter().map(|o| o.id).collect();
         ids.dedup();

@@ -50,7 +50,7 @@ fn back_to_menu(tr: Tr, server: &Server) -> Button {
 }
 
 fn title(server: &Server) -> String {
-    format!("🖥 <b>{}</b>", escape(&server.name))
+    format!("🖥 <b>{}</b>", escape(&shorten(&server.name, 100)))
 }
 
 /// `/start`: one button per server.
@@ -399,7 +399,10 @@ pub fn scan_alert(tr: Tr, server: &Server, call: &Call, auto_stop_in: Option<Dur
     let entry = entry.strip_prefix("<b>1.</b> ").unwrap_or(&entry);
     let mut text = tr.f(
         "scan_alert",
-        &[("name", &escape(&server.name)), ("entry", entry)],
+        &[
+            ("name", &escape(&shorten(&server.name, 100))),
+            ("entry", entry),
+        ],
     );
     if let Some(d) = auto_stop_in {
         text.push_str("\n\n");
@@ -436,7 +439,7 @@ pub fn confirm_stop(tr: Tr, server: &Server, call: &Call, list: List) -> Screen 
         "stop_confirm",
         &[
             ("id", &escape(&shorten(id, 128))),
-            ("server", &escape(&server.name)),
+            ("server", &escape(&shorten(&server.name, 100))),
             ("topic", &topic),
             ("duration", &hms(call.duration)),
         ],

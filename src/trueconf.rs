@@ -336,33 +336,40 @@ impl TrueConf {
         let mut seen = HashSet::new();
         let mut running = Vec::new();
         let page_size = CALLS_PAGE.to_string();
-        // Pages are 0- or 1-based depending on the server version: start at 0,
-        // skip rows seen twice, and stop at the first page without running rows.
+        // Whether pages count from 0 or 1 is not known (it may differ between
+        // versions): the first request names no page, as the vendor's bot does,
+        // then pages 1, 2, … follow. Page 1 may repeat the first page, so
+        // rows are counted once; from page 2 on, a page that adds nothing new
+        // means the server ignores page_id; a page without running rows ends
+        // the running ones (they sort first).
         for page in 0..MAX_CALL_PAGES {
             let page_id = page.to_string();
-            let body: Value = self.api(
-                false,
-                "/logs/calls",
-                &[
-                    ("page_id", &page_id),
-                    ("page_size", &page_size),
-                    ("sort_field", "end_time"),
-                    ("sort_order", "1"),
-                ],
-                "logs/calls",
-            )?;
+            let mut query = vec![
+                ("page_size", page_size.as_str()),
+                ("sort_field", "end_time"),
+                ("sort_order", "1"),
+            ];
+            if page > 0 {
+                query.push(("page_id", page_id.as_str()));
+            }
+            let body: Value =
+                self.api(false, "/logs/calls", &query, "logs.calls:read (logs/calls)")?;
             let list = body
                 .get("list")
                 .and_then(Value::as_array)
                 .ok_or(Problem::BadAnswer)?;
             let rows: Vec<Call> = list.iter().filter_map(Call::parse).collect();
             let any_running = rows.iter().any(|c| c.running);
+            let mut new_rows = 0;
             for call in rows {
-                if call.is_running_conference() && seen.insert(call.session_id.clone()) {
-                    running.push(call);
+                if seen.insert(call.session_id.clone()) {
+                    new_rows += 1;
+                    if call.is_running_conference() {
+                        running.push(call);
+                    }
                 }
             }
-            if !any_running || list.len() < CALLS_PAGE {
+            if !any_running || list.len() < CALLS_PAGE || (page >= 2 && new_rows == 0) {
                 break;
             }
         }
@@ -375,7 +382,12 @@ impl TrueConf {
             "/conference-sessions/{}/participants",
             encode_segment(session_id)
         );
-        let body: Value = self.api(false, &path, &[], "conference-sessions/participants")?;
+        let body: Value = self.api(
+            false,
+            &path,
+            &[],
+            "conferences.sessions.participants:read (conference-sessions/participants)",
+        )?;
         let list = body
             .get("participants")
             .and_then(Value::as_array)
@@ -407,7 +419,7 @@ impl TrueConf {
                 query.push(("page_id", p.as_str()));
             }
             // Typed, so that the many fields of a user are skipped, not built.
-            let body: UsersPage = self.api(false, "/users", &query, "users")?;
+            let body: UsersPage = self.api(false, "/users", &query, "users:read (users)")?;
             let users = body.users.ok_or(Problem::BadAnswer)?;
             for user in &users {
                 result.total += 1;
@@ -434,7 +446,7 @@ impl TrueConf {
     pub fn stop(&self, conference_id: &str) -> Result<Stopped, Problem> {
         let path = format!("/conferences/{}/stop", encode_segment(conference_id));
         // Any 2xx is a stop, whatever its body (some versions send none).
-        match self.api_raw(true, &path, &[], "conferences/stop") {
+        match self.api_raw(true, &path, &[], "conferences:write (conferences/stop)") {
             Ok(_) => Ok(Stopped::Stopped),
             Err(Problem::Unexpected(404)) => Ok(Stopped::NotFound),
             Err(e) => Err(e),
@@ -462,7 +474,7 @@ impl TrueConf {
 
     /// One small page of `/users`.
     pub fn check_users(&self) -> Result<(), Problem> {
-        let body: Value = self.api(false, "/users", &[("page_size", "1")], "users")?;
+        let body: Value = self.api(false, "/users", &[("page_size", "1")], "users:read (users)")?;
         body.get("users")
             .and_then(Value::as_array)
             .ok_or(Problem::BadAnswer)?;

@@ -2,7 +2,7 @@
 //! its token) and serves every screen about the server. A slow or dead server
 //! only ever delays its own worker, never the poller or another server.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -103,6 +103,8 @@ pub fn run(ctx: &Ctx, index: usize, jobs: Receiver<Job>, monitor: Sender<Monitor
         }
         match job {
             Job::Quit => return,
+            // Already answered (the deadline passed): nobody waits for it.
+            Job::Overview(overview) if overview.is_done() => {}
             Job::Overview(overview) => overview.fill(index, worker.overview_line()),
             Job::Press {
                 press,
@@ -116,11 +118,16 @@ pub fn run(ctx: &Ctx, index: usize, jobs: Receiver<Job>, monitor: Sender<Monitor
                 let tr = ctx.tr(&lang);
                 let screen = worker.press(tr, &press, &user, role);
                 // The user went elsewhere meanwhile (e.g. Back while the
-                // server was slow): do not pull them back.
-                if ctx.is_latest(chat_id, message_id, seq) {
+                // server was slow): do not pull them back to a view. The
+                // outcome of an action (a stop, a switch) is always shown.
+                let action = matches!(press, Press::Stop(..) | Press::Monitor(..));
+                if action || ctx.is_latest(chat_id, message_id, seq) {
                     show(&ctx.tg, chat_id, message_id, &screen);
                 } else {
-                    log::debug!("server '{}': a screen outdated by a newer press was dropped", server.name);
+                    log::debug!(
+                        "server '{}': a screen outdated by a newer press was dropped",
+                        server.name
+                    );
                 }
             }
         }
@@ -150,8 +157,8 @@ impl Worker<'_> {
                         s.last_alert = None;
                     }
                 });
-                let _ = self.monitor.send(MonitorCmd::Wake);
                 if was != *on {
+                    let _ = self.monitor.send(MonitorCmd::Wake);
                     log::info!(
                         "server '{}': monitoring switched {} by user {}",
                         server.name,
@@ -311,18 +318,18 @@ impl Worker<'_> {
         let result = self.client.stop(&id);
         let (notice, outcome) = match &result {
             Ok(Stopped::Stopped) => (
-                tr.f("stop_done", &[("id", &escape(&id))]),
+                tr.f("stop_done", &[("id", &escape(&shorten(&id, 128)))]),
                 "stopped".to_string(),
             ),
             Ok(Stopped::NotFound) => (
-                tr.f("stop_already", &[("id", &escape(&id))]),
+                tr.f("stop_already", &[("id", &escape(&shorten(&id, 128)))]),
                 "already_ended".to_string(),
             ),
             Err(p) => (
                 tr.f(
                     "stop_failed",
                     &[
-                        ("id", &escape(&id)),
+                        ("id", &escape(&shorten(&id, 128))),
                         ("reason", &screen::problem_text(tr, p)),
                     ],
                 ),
@@ -550,7 +557,7 @@ pub enum OverviewLine {
 
 /// A `/status` overview being gathered from every worker at once.
 #[derive(Clone)]
-pub struct Overview(Arc<(Mutex<Vec<Option<OverviewLine>>>, Condvar)>);
+pub struct Overview(Arc<(Mutex<Vec<Option<OverviewLine>>>, Condvar, AtomicBool)>);
 
 impl Overview {
     /// Starts gathering; a thread answers when every line is in or at the deadline.
@@ -558,6 +565,7 @@ impl Overview {
         let overview = Overview(Arc::new((
             Mutex::new(vec![None; ctx.settings.servers.len()]),
             Condvar::new(),
+            AtomicBool::new(false),
         )));
         let gather = overview.clone();
         let ctx = ctx.clone();
@@ -566,6 +574,7 @@ impl Overview {
             .stack_size(256 * 1024)
             .spawn(move || {
                 let lines = gather.wait(OVERVIEW_DEADLINE);
+                gather.0.2.store(true, Ordering::Relaxed);
                 let text = overview_text(ctx.tr(&lang), &ctx.settings.servers, &lines);
                 if let Err(e) = ctx.tg.send_message(chat_id, &text, None) {
                     log::warn!("telegram sendMessage: {e}");
@@ -577,8 +586,13 @@ impl Overview {
         overview
     }
 
+    /// Whether the overview was sent already.
+    fn is_done(&self) -> bool {
+        self.0.2.load(Ordering::Relaxed)
+    }
+
     fn fill(&self, index: usize, line: OverviewLine) {
-        let (lock, cond) = &*self.0;
+        let (lock, cond, _) = &*self.0;
         let mut lines = lock.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(slot) = lines.get_mut(index) {
             *slot = Some(line);
@@ -588,7 +602,7 @@ impl Overview {
 
     fn wait(&self, deadline: Duration) -> Vec<Option<OverviewLine>> {
         let until = Instant::now() + deadline;
-        let (lock, cond) = &*self.0;
+        let (lock, cond, _) = &*self.0;
         let mut lines = lock.lock().unwrap_or_else(|p| p.into_inner());
         while lines.iter().any(Option::is_none) {
             let now = Instant::now();

@@ -688,7 +688,7 @@ fn check_reports_a_missing_permission_for_the_call_log() {
     setup.fake().set_missing_scope("/logs/calls");
     setup.expect_failure(
         |s| s,
-        "✘ server 'Main': API logs/calls: token lacks the permission for logs/calls — grant",
+        "✘ server 'Main': API logs/calls: token lacks the permission for logs.calls:read (logs/calls) — grant",
     );
 }
 
