@@ -17,10 +17,6 @@ pub enum Error {
     },
     /// Telegram answered 401 to `getMe`: the bot token is wrong or revoked (exit 2).
     TokenRejected,
-    /// Telegram could not be asked at start (exit 1).
-    Telegram(String),
-    /// A local file could not be read or written (exit 1).
-    Io { what: String, reason: String },
     /// The self-test found a failing check (exit 1); the lines were printed already.
     CheckFailed,
 }
@@ -30,7 +26,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) | Error::Config { .. } | Error::TokenRejected => 2,
-            Error::Telegram(_) | Error::Io { .. } | Error::CheckFailed => 1,
+            Error::CheckFailed => 1,
         }
     }
 }
@@ -51,8 +47,6 @@ impl fmt::Display for Error {
                 "Telegram rejected the bot token (401 Unauthorized): check tg-api-token \
                  (ask @BotFather for the current one)"
             ),
-            Error::Telegram(reason) => write!(f, "telegram: {reason}"),
-            Error::Io { what, reason } => write!(f, "{what}: {reason}"),
             Error::CheckFailed => write!(f, "self-test: at least one check failed"),
         }
     }
@@ -68,7 +62,7 @@ mod tests {
     fn exit_codes_follow_the_spec() {
         assert_eq!(Error::TokenRejected.exit_code(), 2);
         assert_eq!(Error::Usage("x".into()).exit_code(), 2);
-        assert_eq!(Error::Telegram("down".into()).exit_code(), 1);
+        assert_eq!(Error::CheckFailed.exit_code(), 1);
     }
 
     #[test]

@@ -86,13 +86,6 @@ impl Locales {
         &self.default
     }
 
-    /// Every loaded language code, sorted.
-    pub fn codes(&self) -> Vec<&str> {
-        let mut codes: Vec<&str> = self.langs.keys().map(String::as_str).collect();
-        codes.sort_unstable();
-        codes
-    }
-
     /// The raw template of `key` in `lang`, falling back to English, then to the key.
     pub fn text<'a>(&'a self, lang: &str, key: &'a str) -> &'a str {
         self.langs

@@ -391,20 +391,12 @@ impl Telegram {
     pub fn answer_callback(&self, id: &str, text: Option<&str>, alert: bool) {
         let mut params = json!({"callback_query_id": id});
         if let Some(text) = text {
-            params["text"] = json!(truncate_chars(text, 200));
+            params["text"] = json!(crate::html::shorten(text, 199));
             params["show_alert"] = json!(alert);
         }
         if let Err(e) = self.call("answerCallbackQuery", &params) {
             log::warn!("telegram answerCallbackQuery: {e}");
         }
-    }
-}
-
-/// At most `max` characters of `text`.
-pub fn truncate_chars(text: &str, max: usize) -> &str {
-    match text.char_indices().nth(max) {
-        Some((i, _)) => &text[..i],
-        None => text,
     }
 }
 

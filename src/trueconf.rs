@@ -134,6 +134,13 @@ pub enum Stopped {
     NotFound,
 }
 
+/// The token in use, and whether the fixed one was refused.
+#[derive(Default)]
+struct TokenCache {
+    current: Option<Token>,
+    fixed_rejected: bool,
+}
+
 /// A cached OAuth2 token.
 struct Token {
     value: Secret,
@@ -150,8 +157,7 @@ pub struct TrueConf {
     client_id: String,
     client_secret: Secret,
     fixed: Option<Secret>,
-    token: Mutex<Option<Token>>,
-    fixed_rejected: Mutex<bool>,
+    token: Mutex<TokenCache>,
 }
 
 impl fmt::Debug for TrueConf {
@@ -175,25 +181,22 @@ impl TrueConf {
             client_id: server.client_id.clone(),
             client_secret: server.client_secret.clone(),
             fixed: server.access_token.clone(),
-            token: Mutex::new(None),
-            fixed_rejected: Mutex::new(false),
+            token: Mutex::new(TokenCache::default()),
         }
     }
 
-    /// The current token: the fixed one, a cached one, or a fresh one.
+    /// The current token: the fixed one, a cached one, or a fresh one. The
+    /// lock is held while a new one is fetched, so that threads of one server
+    /// fetch one token, not one each.
     fn token(&self) -> Result<Secret, Problem> {
         let mut cache = self.token.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(token) = cache.as_ref() {
+        if let Some(token) = cache.current.as_ref() {
             if token.fixed || Instant::now() < token.renew_at {
                 return Ok(token.value.clone());
             }
         }
-        let fixed_rejected = *self
-            .fixed_rejected
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let (Some(fixed), false) = (&self.fixed, fixed_rejected) {
-            *cache = Some(Token {
+        if let (Some(fixed), false) = (&self.fixed, cache.fixed_rejected) {
+            cache.current = Some(Token {
                 value: fixed.clone(),
                 renew_at: Instant::now(),
                 fixed: true,
@@ -205,22 +208,22 @@ impl TrueConf {
         }
         let token = self.request_token()?;
         let value = token.value.clone();
-        *cache = Some(token);
+        cache.current = Some(token);
         Ok(value)
     }
 
     /// Forgets `used`, so the next call fetches a new token.
     fn invalidate(&self, used: &Secret) {
         let mut cache = self.token.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.as_ref().is_some_and(|t| &t.value == used) {
-            if cache.as_ref().is_some_and(|t| t.fixed) && !self.client_id.is_empty() {
+        let Some(current) = cache.current.as_ref() else {
+            return;
+        };
+        if &current.value == used {
+            if current.fixed && !self.client_id.is_empty() {
                 // The fixed token no longer works; the client credentials may.
-                *self
-                    .fixed_rejected
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = true;
+                cache.fixed_rejected = true;
             }
-            *cache = None;
+            cache.current = None;
         }
     }
 
