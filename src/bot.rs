@@ -279,7 +279,10 @@ impl Backoff {
 /// The long-poll loop: one `getUpdates` at a time, each update handled on its
 /// own and confirmed, the last handled id kept in the state file.
 fn poll(ctx: Arc<Ctx>, username: &str, workers: &[Sender<Job>]) {
-    let mut offset = ctx.store.read(|d| d.last_update_id).map(|id| id + 1);
+    let mut offset = ctx
+        .store
+        .read(|d| d.last_update_id)
+        .map(|id| id.saturating_add(1));
     let mut backoff = Backoff::default();
     let mut dispatcher = Dispatcher {
         ctx: ctx.clone(),
@@ -326,7 +329,7 @@ fn poll(ctx: Arc<Ctx>, username: &str, workers: &[Sender<Job>]) {
                 // even an id below ours (another Bot API server, ids restarted).
                 Some(id) => {
                     dispatcher.handle(incoming);
-                    offset = Some(id + 1);
+                    offset = Some(id.saturating_add(1));
                     last = Some(id);
                 }
                 None => log::warn!("telegram update without update_id skipped"),

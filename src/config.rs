@@ -219,7 +219,7 @@ fn permission_warning(_: &Path) -> Option<String> {
 pub fn parse(text: &str, path: &Path, state_directory: Option<&str>) -> Result<Loaded, Error> {
     let table: toml::Table = toml::from_str(text).map_err(|e| Error::Config {
         path: path.to_path_buf(),
-        problems: vec![format!("not valid TOML: {}", e.to_string().trim_end())],
+        problems: vec![format!("not valid TOML: {}", toml_error(text, &e))],
     })?;
     let base_dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -238,6 +238,26 @@ pub fn parse(text: &str, path: &Path, state_directory: Option<&str>) -> Result<L
             problems: r.problems,
         })
     }
+}
+
+/// Where and why the TOML is broken, without the line itself: toml's own
+/// message quotes it, and the line may hold a secret (a token without quotes).
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    let Some(span) = e.span() else {
+        return message.to_string();
+    };
+    let before = &text.as_bytes()[..span.start.min(text.len())];
+    let line_start = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    format!("TOML parse error at line {line}, column {column}: {message}")
 }
 
 const TOP_KEYS: &[&str] = &[
@@ -270,6 +290,10 @@ const FORGOTTEN_KEYS: &[&str] = &[
     "auto_stop_after_minutes",
 ];
 const MONITORING_KEYS: &[&str] = &["failures_before_down", "remind_every_minutes"];
+/// Secrets that may be all digits, so that a missing pair of quotes makes
+/// them a number, which must not be shown. (A bot token never is a bare
+/// number: it has a ':'.)
+const SECRET_KEYS: &[&str] = &["client_secret", "access_token"];
 
 /// Collects problems (errors) and warnings while walking the TOML tree.
 #[derive(Default)]
@@ -340,8 +364,12 @@ impl Reader {
         let poll_timeout = self
             .number(t, "tg-poll-timeout", "tg-poll-timeout")
             .unwrap_or(30.0);
-        if !(0.0..=50.0).contains(&poll_timeout) {
-            self.problem("tg-poll-timeout", "must be between 0 and 50 seconds");
+        if !(1.0..=50.0).contains(&poll_timeout) {
+            self.problem("tg-poll-timeout", "must be between 1 and 50 seconds");
+        } else if poll_timeout < 25.0 {
+            self.warnings.push(format!(
+                "tg-poll-timeout = {poll_timeout} polls Telegram often; 25 to 50 seconds is usual"
+            ));
         }
         let state_dir = match self.string(t, "state-dir", "state-dir", false) {
             Some(dir) => base_dir.join(dir),
@@ -365,7 +393,7 @@ impl Reader {
             viewers,
             locale,
             api_url,
-            poll_timeout: Duration::from_secs_f64(poll_timeout.clamp(0.0, 50.0)),
+            poll_timeout: Duration::from_secs_f64(poll_timeout.clamp(1.0, 50.0)),
             state_dir,
             locales_dir,
             servers,
@@ -400,6 +428,19 @@ impl Reader {
             true,
         );
         f.scan_every = f.scan_every.filter(|d| !d.is_zero());
+        if let Some(every) = f.scan_every {
+            if every < Duration::from_millis(50) {
+                self.problem(
+                    "forgotten.scan_every_minutes",
+                    "must be 0 (off) or at least 0.001 minutes",
+                );
+            } else if every < Duration::from_secs(60) {
+                self.warnings.push(
+                    "forgotten.scan_every_minutes is below a minute: every scan reads the whole call log"
+                        .into(),
+                );
+            }
+        }
         f.auto_stop_after = f.auto_stop_after.filter(|d| !d.is_zero());
         f
     }
@@ -568,12 +609,17 @@ impl Reader {
             }
             let timeout_key = key("server_status.timeout");
             if let Some(secs) = self.number(st, "timeout", &timeout_key) {
-                if secs > 0.0 && secs <= 86_400.0 {
+                if (0.01..=86_400.0).contains(&secs) {
                     probe_interval = Duration::from_secs_f64(secs);
+                    if secs < 1.0 {
+                        self.warnings.push(format!(
+                            "{timeout_key} = {secs} probes the server more than once a second"
+                        ));
+                    }
                 } else {
                     self.problem(
                         &timeout_key,
-                        "must be more than 0 and at most 86400 seconds",
+                        "must be at least 0.01 and at most 86400 seconds",
                     );
                 }
             }
@@ -616,6 +662,11 @@ impl Reader {
                 None
             }
             Some(Value::String(s)) => Some(s.clone()),
+            // A secret written without quotes is not repeated in the message.
+            Some(Value::Integer(_) | Value::Float(_)) if SECRET_KEYS.contains(&name) => {
+                self.problem(key, "must be a string in quotes, found a number");
+                None
+            }
             Some(other) => {
                 self.problem(key, wrong_type("a string in quotes", other));
                 None

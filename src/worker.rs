@@ -557,7 +557,10 @@ pub enum OverviewLine {
 
 /// A `/status` overview being gathered from every worker at once.
 #[derive(Clone)]
-pub struct Overview(Arc<(Mutex<Vec<Option<OverviewLine>>>, Condvar, AtomicBool)>);
+pub struct Overview(Arc<Gathering>);
+
+/// The lines so far, a signal for each new one, and whether it was answered.
+type Gathering = (Mutex<Vec<Option<OverviewLine>>>, Condvar, AtomicBool);
 
 impl Overview {
     /// Starts gathering; a thread answers when every line is in or at the deadline.

@@ -12,3 +12,5 @@ mod monitoring;
 mod features;
 // Issue 5: scheduled scan and auto-stop, audit log, the /status overview, `check`.
 mod extras;
+// Issue 7: faults on both sides, restarts, forged input, secrets, a bounded soak.
+mod reliability;

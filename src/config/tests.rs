@@ -139,7 +139,7 @@ failures_before_down = 0
         "servers.a.ssl_certificate: certificate file /nonexistent/ca.pem cannot be read: No such file or directory (os error 2)",
         "servers.a.status_port: must be a port number from 1 to 65535",
         "servers.a.server_status.state: must be true, false, 1 or 0, found a string",
-        "servers.a.server_status.timeout: must be more than 0 and at most 86400 seconds",
+        "servers.a.server_status.timeout: must be at least 0.01 and at most 86400 seconds",
     ];
     assert_eq!(got, expected);
 }
@@ -238,4 +238,33 @@ fn a_certificate_file_without_certificates_is_an_error() {
         got[0].ends_with("empty.pem holds no PEM certificate"),
         "{got:?}"
     );
+}
+
+#[test]
+fn intervals_that_would_spin_are_refused_and_short_ones_warned() {
+    let text = format!(
+        "tg-poll-timeout = 0\n{}\n[forgotten]\nscan_every_minutes = 0.0001\n",
+        ORIGINAL.replace(
+            "timeout = 15\n\n[servers.\"video.example.net\"]",
+            "timeout = 0.001\n\n[servers.\"video.example.net\"]"
+        )
+    );
+    assert_eq!(
+        problems(&text),
+        [
+            "tg-poll-timeout: must be between 1 and 50 seconds",
+            "forgotten.scan_every_minutes: must be 0 (off) or at least 0.001 minutes",
+            "servers.\"video.example.com\".server_status.timeout: must be at least 0.01 and at most 86400 seconds",
+        ]
+    );
+    let text = format!(
+        "tg-poll-timeout = 5\n{}\n[forgotten]\nscan_every_minutes = 0.5\n",
+        ORIGINAL.replace(
+            "timeout = 15\n\n[servers.\"video.example.net\"]",
+            "timeout = 0.5\n\n[servers.\"video.example.net\"]"
+        )
+    );
+    let l = ok(&text);
+    assert_eq!(l.warnings.len(), 3, "{:?}", l.warnings);
+    assert_eq!(l.settings.poll_timeout, Duration::from_secs(5));
 }
