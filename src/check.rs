@@ -113,10 +113,10 @@ fn telegram(tg: &Telegram) -> Line {
 fn check_server(server: &Server) -> Vec<Line> {
     let name = format!("server '{}'", server.name);
     let mut lines = Vec::new();
-    let (host, port) = split_host(&server.host);
+    let (host, port) = server.host_and_port();
 
     // Name resolution, in a thread: the system resolver has no timeout.
-    let addrs = match resolve(&host, port) {
+    let addrs = match resolve(host, port) {
         Ok(addrs) => {
             let first = addrs
                 .first()
@@ -241,25 +241,6 @@ fn fix(p: &Problem) -> &'static str {
     }
 }
 
-/// `host:port` → (host, port), 443 when no port is given.
-fn split_host(host: &str) -> (String, u16) {
-    if let Some(rest) = host.strip_prefix('[') {
-        let (h, tail) = rest.split_once(']').unwrap_or((rest, ""));
-        let port = tail
-            .strip_prefix(':')
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(443);
-        return (h.to_string(), port);
-    }
-    match host.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => match p.parse() {
-            Ok(port) => (h.to_string(), port),
-            Err(_) => (host.to_string(), 443),
-        },
-        _ => (host.to_string(), 443),
-    }
-}
-
 fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
     let (tx, rx) = mpsc::channel();
     let target = (host.to_string(), port);
@@ -275,17 +256,5 @@ fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
         Ok(Ok(_)) => Err("no address".into()),
         Ok(Err(e)) => Err(e),
         Err(_) => Err("no answer from the resolver in time".into()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hosts_split() {
-        assert_eq!(split_host("tc.local"), ("tc.local".into(), 443));
-        assert_eq!(split_host("127.0.0.1:8443"), ("127.0.0.1".into(), 8443));
-        assert_eq!(split_host("[::1]:9"), ("::1".into(), 9));
     }
 }

@@ -71,17 +71,27 @@ pub struct Server {
 }
 
 impl Server {
-    /// The host without a port, for the `/vsstatus` probe.
-    pub fn bare_host(&self) -> &str {
-        let host = &self.host;
+    /// The host without a port, and the HTTPS port (443 when none is given).
+    pub fn host_and_port(&self) -> (&str, u16) {
+        let host = self.host.as_str();
         if let Some(rest) = host.strip_prefix('[') {
-            // [v6]:port
-            return rest.split(']').next().unwrap_or(rest);
+            // [v6] or [v6]:port
+            let (bare, tail) = rest.split_once(']').unwrap_or((rest, ""));
+            let port = tail.strip_prefix(':').and_then(|p| p.parse().ok());
+            return (bare, port.unwrap_or(443));
         }
         match host.rsplit_once(':') {
-            Some((bare, port)) if !bare.contains(':') && port.parse::<u16>().is_ok() => bare,
-            _ => host,
+            Some((bare, port)) if !bare.contains(':') => match port.parse() {
+                Ok(port) => (bare, port),
+                Err(_) => (host, 443),
+            },
+            _ => (host, 443),
         }
+    }
+
+    /// The host without a port, for the `/vsstatus` probe.
+    pub fn bare_host(&self) -> &str {
+        self.host_and_port().0
     }
 
     /// `http://host:status_port/vsstatus` (IPv6 literals bracketed).
@@ -92,11 +102,6 @@ impl Server {
         } else {
             format!("http://{bare}:{}/vsstatus", self.status_port)
         }
-    }
-
-    /// Whether any credentials for the OAuth2 client-credentials grant exist.
-    pub fn has_client_credentials(&self) -> bool {
-        !self.client_id.is_empty() && !self.client_secret.expose().is_empty()
     }
 }
 

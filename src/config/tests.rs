@@ -110,6 +110,18 @@ fn names_of_any_shape_are_kept_and_keys_stay_short() {
     assert_eq!(s.servers[0].host, "10.0.0.1:8443");
     assert_eq!(s.servers[0].bare_host(), "10.0.0.1");
     assert_eq!(s.servers[0].status_url(), "http://10.0.0.1:4307/vsstatus");
+    let mut server = s.servers[0].clone();
+    for (host, expected) in [
+        ("tc.local", ("tc.local", 443)),
+        ("127.0.0.1:8443", ("127.0.0.1", 8443)),
+        ("[::1]:9", ("::1", 9)),
+        ("[::1]", ("::1", 443)),
+    ] {
+        server.host = host.to_string();
+        assert_eq!(server.host_and_port(), expected);
+    }
+    server.host = "[::1]:9".into();
+    assert_eq!(server.status_url(), "http://[::1]:4307/vsstatus");
 }
 
 #[test]
