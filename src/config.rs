@@ -265,7 +265,8 @@ fn toml_error(text: &str, e: &toml::de::Error) -> String {
     format!("TOML parse error at line {line}, column {column}: {message}")
 }
 
-const TOP_KEYS: &[&str] = &[
+/// The keys each table of the settings may hold (others are warned about).
+pub const TOP_KEYS: &[&str] = &[
     "tg-api-token",
     "tg-users-id",
     "tg-viewers-id",
@@ -278,7 +279,7 @@ const TOP_KEYS: &[&str] = &[
     "forgotten",
     "monitoring",
 ];
-const SERVER_KEYS: &[&str] = &[
+pub const SERVER_KEYS: &[&str] = &[
     "ip",
     "client_id",
     "client_secret",
@@ -288,13 +289,13 @@ const SERVER_KEYS: &[&str] = &[
     "status_port",
     "api_version",
 ];
-const STATUS_KEYS: &[&str] = &["state", "timeout"];
-const FORGOTTEN_KEYS: &[&str] = &[
+pub const STATUS_KEYS: &[&str] = &["state", "timeout"];
+pub const FORGOTTEN_KEYS: &[&str] = &[
     "after_minutes",
     "scan_every_minutes",
     "auto_stop_after_minutes",
 ];
-const MONITORING_KEYS: &[&str] = &["failures_before_down", "remind_every_minutes"];
+pub const MONITORING_KEYS: &[&str] = &["failures_before_down", "remind_every_minutes"];
 /// Secrets that may be all digits, so that a missing pair of quotes makes
 /// them a number, which must not be shown. (A bot token never is a bare
 /// number: it has a ':'.)

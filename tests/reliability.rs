@@ -1512,37 +1512,8 @@ fn forged_presses_from_every_role_are_answered_and_change_nothing_they_may_not()
     assert_eq!(stop_posts(bot.srv(0)), 1);
 }
 
-/// Keys the settings may hold, by table (src/config.rs).
-const TOP_KEYS: &[&str] = &[
-    "tg-api-token",
-    "tg-users-id",
-    "tg-viewers-id",
-    "locale",
-    "tg-api-url",
-    "tg-poll-timeout",
-    "state-dir",
-    "locales-dir",
-    "servers",
-    "forgotten",
-    "monitoring",
-];
-const SERVER_KEYS: &[&str] = &[
-    "ip",
-    "client_id",
-    "client_secret",
-    "access_token",
-    "ssl_certificate",
-    "server_status",
-    "status_port",
-    "api_version",
-];
-const STATUS_KEYS: &[&str] = &["state", "timeout"];
-const FORGOTTEN_KEYS: &[&str] = &[
-    "after_minutes",
-    "scan_every_minutes",
-    "auto_stop_after_minutes",
-];
-const MONITORING_KEYS: &[&str] = &["failures_before_down", "remind_every_minutes"];
+/// Keys the settings may hold, by table.
+use trueconf_bot::config::{FORGOTTEN_KEYS, MONITORING_KEYS, SERVER_KEYS, STATUS_KEYS, TOP_KEYS};
 const SECRET_KEYS: &[&str] = &["tg-api-token", "client_secret", "access_token"];
 /// What secret keys hold in generated settings; never to be shown.
 const SECRET_MARK: &str = "SEKRET";
