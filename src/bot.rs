@@ -46,12 +46,6 @@ impl Ctx {
         self.locales.pick(user.language_code.as_deref()).to_string()
     }
 
-    /// The remembered language of a chat (for alerts), else the default.
-    pub fn lang_of_chat(&self, chat_id: i64) -> String {
-        let code = self.store.read(|d| d.languages.get(&chat_id).cloned());
-        self.locales.pick(code.as_deref()).to_string()
-    }
-
     /// Numbers a press on a message; it is now the latest there.
     fn press_on(&self, chat_id: i64, message_id: Option<i64>) -> u64 {
         let n = self.press_count.fetch_add(1, Ordering::Relaxed) + 1;
