@@ -82,20 +82,44 @@ impl Ctx {
 /// Puts a screen into a message: edits it, or sends a new one when there is
 /// none or it can no longer be edited.
 pub fn show(tg: &Telegram, chat_id: i64, message_id: Option<i64>, screen: &Screen) {
-    if let Some(message_id) = message_id {
-        match tg.edit_message(chat_id, message_id, &screen.text, Some(&screen.keyboard)) {
+    let mut edit = message_id;
+    // One more try after a transient failure (5xx, network, a short 429):
+    // the admin is looking at the message right now.
+    for attempt in 0..3 {
+        let (method, result) = match edit {
+            Some(message_id) => (
+                "editMessageText",
+                tg.edit_message(chat_id, message_id, &screen.text, Some(&screen.keyboard)),
+            ),
+            None => (
+                "sendMessage",
+                tg.send_message(chat_id, &screen.text, Some(&screen.keyboard))
+                    .map(|_| ()),
+            ),
+        };
+        match result {
             Ok(()) => return,
-            Err(e) if e.cannot_edit() => {
-                log::debug!("telegram editMessageText: {e}; sending a new message");
+            Err(e) if edit.is_some() && e.cannot_edit() => {
+                log::debug!("telegram {method}: {e}; sending a new message");
+                edit = None;
+            }
+            Err(e) if e.is_transient() && attempt < 2 => {
+                let wait = e.retry_after().unwrap_or(Duration::from_secs(1));
+                if wait > Duration::from_secs(5) {
+                    log::warn!("telegram {method}: {e}; the screen is not shown");
+                    return;
+                }
+                log::warn!(
+                    "telegram {method}: {e}; trying again in {} s",
+                    wait.as_secs()
+                );
+                std::thread::sleep(wait);
             }
             Err(e) => {
-                log::warn!("telegram editMessageText: {e}");
+                log::warn!("telegram {method}: {e}");
                 return;
             }
         }
-    }
-    if let Err(e) = tg.send_message(chat_id, &screen.text, Some(&screen.keyboard)) {
-        log::warn!("telegram sendMessage: {e}");
     }
 }
 

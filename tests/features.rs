@@ -1621,3 +1621,22 @@ fn a_token_is_renewed_before_it_expires_without_a_refused_call() {
     let after = api_requests(fake, "/logs/calls").split_off(calls_before);
     assert_eq!(after.len(), 1, "the old token was tried first: {after:?}");
 }
+
+#[test]
+fn a_screen_that_telegram_refuses_for_a_moment_is_shown_on_the_next_try() {
+    let bot = two_conferences();
+    let menu = open(&bot, OP, OP, "Main", "Status");
+    let menu = tap(&bot, OP, OP, &menu, "‹ Back", "What would you like to see?");
+    bot.tg.script("editMessageText", Reply::bad_gateway_html());
+    let list = tap(
+        &bot,
+        OP,
+        OP,
+        &menu,
+        "🎥 Running conferences",
+        "Running conferences: 2",
+    );
+    assert_eq!(list.message_id, menu.message_id);
+    let edits = bot.tg.calls_to("editMessageText");
+    assert!(edits.len() >= 2, "no second try");
+}
