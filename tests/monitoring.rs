@@ -341,13 +341,7 @@ fn an_admin_who_blocked_the_bot_does_not_stop_the_others() {
         expect_alerts(&bot, chat, &["DOWN Main", "UP Main"]);
     }
     expect_alerts(&bot, OP, &["UP Main"]);
-    let tried = bot
-        .tg
-        .calls_to("sendMessage")
-        .iter()
-        .filter(|c| c.int("chat_id") == Some(OP))
-        .count();
-    assert_eq!(tried, 2, "one try per alert");
+    assert_eq!(sends_to(&bot, OP), 2, "one try per alert");
 }
 
 #[test]
@@ -381,13 +375,7 @@ fn an_alert_telegram_refuses_for_good_is_not_retried_and_later_alerts_come() {
         expect_alerts(&bot, chat, &["DOWN Main", "UP Main"]);
     }
     expect_alerts(&bot, OP, &["UP Main"]);
-    let to_op = bot
-        .tg
-        .calls_to("sendMessage")
-        .iter()
-        .filter(|c| c.int("chat_id") == Some(OP))
-        .count();
-    assert_eq!(to_op, 2, "the refused DOWN was tried again");
+    assert_eq!(sends_to(&bot, OP), 2, "the refused DOWN was tried again");
 }
 
 #[test]
@@ -463,19 +451,17 @@ fn a_restart_while_down_neither_repeats_nor_loses_an_alert() {
 }
 
 /// `2026-11-25 14:05 UTC` for unix seconds (the proleptic Gregorian calendar).
+/// How many sendMessage calls went to `chat`, failed ones included.
+fn sends_to(bot: &Bot, chat: i64) -> usize {
+    bot.tg
+        .calls_to("sendMessage")
+        .iter()
+        .filter(|c| c.int("chat_id") == Some(chat))
+        .count()
+}
+
 fn utc_minute(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let (hour, minute) = (unix % 86_400 / 3600, unix % 3600 / 60);
-    // Days to a civil date (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day, hour, minute, _) = crate::support::civil(unix as i64);
     format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
 }
 

@@ -1207,25 +1207,9 @@ fn unix_now() -> i64 {
 
 /// A PHP DateTime as JSON: {"date":"2025-01-01 10:00:00.000000","timezone_type":3,"timezone":"UTC"}.
 pub fn php_date(unix: i64) -> Value {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (proleptic Gregorian, 400-year eras).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day, h, m, sec) = super::civil(unix);
     json!({
-        "date": format!(
-            "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.000000",
-            secs / 3600,
-            secs % 3600 / 60,
-            secs % 60
-        ),
+        "date": format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{sec:02}.000000"),
         "timezone_type": 3,
         "timezone": "UTC",
     })
