@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::now_unix;
+use crate::clock::{now_unix, rfc3339};
 use crate::telegram::User;
 
 pub const FILE_NAME: &str = "audit.jsonl";
@@ -120,12 +120,6 @@ pub fn read_last(dir: &Path, n: usize) -> Vec<Record> {
     records
 }
 
-/// `2026-11-25T14:05:09Z`.
-pub fn rfc3339(unix: u64) -> String {
-    let (y, mo, d, h, mi, s) = crate::screen::civil(unix);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +152,5 @@ mod tests {
         let got = read_last(&dir, 20);
         std::fs::remove_dir_all(&dir).ok();
         assert_eq!(got, vec![r.clone(), r.clone(), r]);
-        assert_eq!(rfc3339(1_795_614_309), "2026-11-25T13:45:09Z");
     }
 }

@@ -1,240 +1,33 @@
-//! The Telegram side: start-up (getMe, deleteWebhook, setMyCommands), the
-//! long-poll loop, access checks and dispatch of every update. Screens that
-//! need a TrueConf server go to that server's worker; this thread never waits
-//! on a TrueConf server.
+//! The `bot` thread: the long-poll loop (one `getUpdates` at a time, each
+//! update handled on its own and confirmed) and the dispatcher (access
+//! checks, roles, routing). Screens that need a TrueConf server go to that
+//! server's thread; this thread never waits on a TrueConf server, and never
+//! sleeps on Telegram either (`Patience::None`): a person can press again.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
+use std::time::Instant;
 
 use serde_json::json;
 
 use crate::callback::Press;
-use crate::config::{Role, Settings};
+use crate::chat::{self, Patience};
+use crate::config::Role;
 use crate::error::Error;
-use crate::http::{Client, Limits};
-use crate::locale::{Locales, SHIPPED};
-use crate::monitor::{self, MonitorCmd};
-use crate::notify::{self, Notice};
-use crate::screen::{self, Screen, Tr};
+use crate::locale::Tr;
+use crate::overview::Overview;
+use crate::screen;
+use crate::server::{PressLog, ServerJob};
+use crate::shared::Shared;
 use crate::shutdown::Shutdown;
-use crate::state::Store;
-use crate::telegram::{Incoming, Telegram, TgError, User, parse_update};
-use crate::worker::{self, Job};
-
-/// What every thread shares (read-only but for the store).
-pub struct Ctx {
-    pub settings: Settings,
-    pub locales: Locales,
-    pub tg: Telegram,
-    pub store: Store,
-    pub shutdown: Shutdown,
-    /// Plain-HTTP client for `/vsstatus` probes made for the status screen.
-    pub probe: Client,
-    pub notices: Sender<Notice>,
-    /// The latest press on each message (chat, message) → its number, so
-    /// that a slow server's late screen does not overwrite a newer one.
-    presses: Mutex<HashMap<(i64, i64), u64>>,
-    press_count: AtomicU64,
-}
-
-impl Ctx {
-    /// The language for a user: their Telegram language if we ship it.
-    pub fn lang_of(&self, user: &User) -> String {
-        self.locales.pick(user.language_code.as_deref()).to_string()
-    }
-
-    /// Numbers a press on a message; it is now the latest there.
-    fn press_on(&self, chat_id: i64, message_id: Option<i64>) -> u64 {
-        let n = self.press_count.fetch_add(1, Ordering::Relaxed) + 1;
-        if let Some(message_id) = message_id {
-            let mut presses = self.presses.lock().unwrap_or_else(|p| p.into_inner());
-            if presses.len() > 4096 {
-                // Old messages: their presses are long answered.
-                presses.retain(|_, seen| *seen + 4096 > n);
-            }
-            presses.insert((chat_id, message_id), n);
-        }
-        n
-    }
-
-    /// Whether press `n` is still the latest on its message.
-    pub fn is_latest(&self, chat_id: i64, message_id: Option<i64>, n: u64) -> bool {
-        let Some(message_id) = message_id else {
-            return true;
-        };
-        let presses = self.presses.lock().unwrap_or_else(|p| p.into_inner());
-        presses
-            .get(&(chat_id, message_id))
-            .is_none_or(|latest| *latest == n)
-    }
-
-    pub fn tr<'a>(&'a self, lang: &'a str) -> Tr<'a> {
-        Tr {
-            locales: &self.locales,
-            lang,
-        }
-    }
-}
-
-/// Puts a screen into a message: edits it, or sends a new one when there is
-/// none or it can no longer be edited.
-pub fn show(tg: &Telegram, chat_id: i64, message_id: Option<i64>, screen: &Screen) {
-    let mut edit = message_id;
-    // One more try after a transient failure (5xx, network, a short 429):
-    // the admin is looking at the message right now.
-    for attempt in 0..3 {
-        let (method, result) = match edit {
-            Some(message_id) => (
-                "editMessageText",
-                tg.edit_message(chat_id, message_id, &screen.text, Some(&screen.keyboard)),
-            ),
-            None => (
-                "sendMessage",
-                tg.send_message(chat_id, &screen.text, Some(&screen.keyboard))
-                    .map(|_| ()),
-            ),
-        };
-        match result {
-            Ok(()) => return,
-            Err(e) if edit.is_some() && e.cannot_edit() => {
-                log::debug!("telegram {method}: {e}; sending a new message");
-                edit = None;
-            }
-            Err(e) if e.is_transient() && attempt < 2 => {
-                let wait = e.retry_after().unwrap_or(Duration::from_secs(1));
-                if wait > Duration::from_secs(5) {
-                    log::warn!("telegram {method}: {e}; the screen is not shown");
-                    return;
-                }
-                log::warn!(
-                    "telegram {method}: {e}; trying again in {} s",
-                    wait.as_secs()
-                );
-                std::thread::sleep(wait);
-            }
-            Err(e) => {
-                log::warn!("telegram {method}: {e}");
-                return;
-            }
-        }
-    }
-}
-
-/// Starts every thread and polls Telegram until shutdown.
-pub fn run(settings: Settings, locales: Locales, shutdown: Shutdown) -> Result<(), Error> {
-    if let Err(e) = std::fs::create_dir_all(&settings.state_dir) {
-        // Serving matters more than remembering: go on from memory.
-        log::error!(
-            "state dir {} cannot be created ({e}); nothing will be remembered across restarts",
-            settings.state_dir.display()
-        );
-    }
-    let (store, warnings) = Store::open(&settings.state_dir);
-    for w in warnings {
-        log::warn!("{w}");
-    }
-    for server in &settings.servers {
-        if server.trust == crate::config::Trust::Off {
-            log::warn!(
-                "server '{}': TLS verification is off (ssl_certificate = false); \
-                 set it to true or to the server's certificate file",
-                server.name
-            );
-        }
-    }
-    let tg = Telegram::new(&settings.api_url, &settings.token, settings.poll_timeout);
-    let username = start_telegram(&tg, &shutdown)?;
-    let Some(username) = username else {
-        return Ok(()); // shut down while waiting for Telegram
-    };
-    log::info!(
-        "started as @{username}: {} server(s), {} operator(s), {} viewer(s)",
-        settings.servers.len(),
-        settings.operators.len(),
-        settings.viewers.len()
-    );
-
-    let (notice_tx, notice_rx) = mpsc::channel();
-    let ctx = Arc::new(Ctx {
-        probe: Client::new(
-            &crate::config::Trust::BuiltIn,
-            Limits::probe(Duration::from_secs(5)),
-        ),
-        settings,
-        locales,
-        tg,
-        store,
-        shutdown: shutdown.clone(),
-        notices: notice_tx,
-        presses: Mutex::new(HashMap::new()),
-        press_count: AtomicU64::new(0),
-    });
-
-    let notifier = spawn("tg-notify", {
-        let ctx = ctx.clone();
-        move || notify::run(&ctx, notice_rx)
-    });
-    spawn("tg-commands", {
-        let ctx = ctx.clone();
-        move || set_commands(&ctx)
-    });
-    let mut workers = Vec::new();
-    let mut monitors = Vec::new();
-    for index in 0..ctx.settings.servers.len() {
-        let (monitor_tx, monitor_rx) = mpsc::channel();
-        let (job_tx, job_rx) = mpsc::channel();
-        spawn(&format!("probe-{index}"), {
-            let ctx = ctx.clone();
-            move || monitor::run(&ctx, index, monitor_rx)
-        });
-        spawn(&format!("server-{index}"), {
-            let ctx = ctx.clone();
-            let monitor_tx = monitor_tx.clone();
-            move || worker::run(&ctx, index, job_rx, monitor_tx)
-        });
-        workers.push(job_tx);
-        monitors.push(monitor_tx);
-    }
-
-    let poller = spawn("tg-poll", {
-        let ctx = ctx.clone();
-        let workers = workers.clone();
-        move || poll(ctx, &username, &workers)
-    });
-    shutdown.wait_forever();
-    for w in &workers {
-        let _ = w.send(Job::Quit);
-    }
-    for m in &monitors {
-        let _ = m.send(MonitorCmd::Quit);
-    }
-    let _ = ctx.notices.send(Notice::Quit);
-    // The poller ends at its next poll; wait for it so no update is half-handled,
-    // and for the notifier so that what it holds is in state.json.
-    let _ = poller.join();
-    let _ = notifier.join();
-    Ok(())
-}
-
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::thread::JoinHandle<()> {
-    std::thread::Builder::new()
-        .name(name.to_string())
-        .stack_size(256 * 1024)
-        .spawn(f)
-        .unwrap_or_else(|e| {
-            // Without threads the bot cannot work at all.
-            log::error!("cannot start thread {name}: {e}");
-            std::process::exit(1);
-        })
-}
+use crate::telegram::{Incoming, Place, Telegram, TgError, User, parse_update};
+use crate::timing::Backoff;
 
 /// getMe (401 → the token is wrong) and deleteWebhook, retried with backoff on
 /// network trouble. `None` when shut down while waiting.
-fn start_telegram(tg: &Telegram, shutdown: &Shutdown) -> Result<Option<String>, Error> {
-    let mut backoff = Backoff::default();
+pub fn start(shared: &Shared, tg: &Telegram, shutdown: &Shutdown) -> Result<Option<String>, Error> {
+    let mut backoff = Backoff::new(&shared.settings.timing);
     let username = loop {
         match tg.get_me() {
             Ok(name) => break name,
@@ -243,7 +36,10 @@ fn start_telegram(tg: &Telegram, shutdown: &Shutdown) -> Result<Option<String>, 
             }
             Err(e) => {
                 let wait = e.retry_after().unwrap_or_else(|| backoff.next_wait());
-                log::warn!("telegram getMe: {e}; trying again in {} s", wait.as_secs());
+                log::warn!(
+                    "telegram getMe: {e}; trying again in {} ms",
+                    wait.as_millis()
+                );
                 if shutdown.wait(wait) {
                     return Ok(None);
                 }
@@ -256,60 +52,34 @@ fn start_telegram(tg: &Telegram, shutdown: &Shutdown) -> Result<Option<String>, 
     Ok(Some(username))
 }
 
-/// setMyCommands in every shipped language (and the default list).
-fn set_commands(ctx: &Ctx) {
-    let mut langs: Vec<Option<&str>> = vec![None];
-    langs.extend(SHIPPED.iter().map(|(code, _)| Some(*code)));
-    for lang in langs {
-        let tr = ctx.tr(lang.unwrap_or(ctx.locales.default_lang()));
-        let commands = json!([
-            {"command": "start", "description": tr.t("cmd_start")},
-            {"command": "status", "description": tr.t("cmd_status")},
-            {"command": "help", "description": tr.t("cmd_help")},
-        ]);
-        let mut params = json!({ "commands": commands });
-        if let Some(code) = lang {
-            params["language_code"] = json!(code);
-        }
-        if let Err(e) = ctx.tg.call("setMyCommands", &params) {
-            log::warn!("telegram setMyCommands: {e}");
-        }
-    }
-}
-
-/// Exponential backoff: 1 s doubling to 60 s, reset on success (SPEC §4).
-#[derive(Default)]
-pub struct Backoff {
-    failures: u32,
-}
-
-impl Backoff {
-    pub fn next_wait(&mut self) -> Duration {
-        let secs = 1u64 << self.failures.min(6);
-        self.failures += 1;
-        Duration::from_secs(secs.min(60))
-    }
-    pub fn reset(&mut self) {
-        self.failures = 0;
-    }
+/// What the `bot` thread is handed at start.
+pub struct BotThread {
+    pub shared: Arc<Shared>,
+    pub tg: Telegram,
+    pub username: String,
+    /// Each server thread's queue, by server index.
+    pub servers: Vec<Sender<ServerJob>>,
+    pub presses: Arc<PressLog>,
+    pub shutdown: Shutdown,
 }
 
 /// The long-poll loop: one `getUpdates` at a time, each update handled on its
 /// own and confirmed, the last handled id kept in the state file.
-fn poll(ctx: Arc<Ctx>, username: &str, workers: &[Sender<Job>]) {
-    let mut offset = ctx
+pub fn run(parts: BotThread) {
+    let shared = parts.shared.clone();
+    let settings = &shared.settings;
+    let mut offset = shared
         .store
         .read(|d| d.last_update_id)
         .map(|id| id.saturating_add(1));
-    let mut backoff = Backoff::default();
+    let mut backoff = Backoff::new(&settings.timing);
     let mut dispatcher = Dispatcher {
-        ctx: ctx.clone(),
-        username: username.to_lowercase(),
-        workers,
+        username: parts.username.to_lowercase(),
         denied: HashMap::new(),
+        parts: &parts,
     };
-    while !ctx.shutdown.is_set() {
-        let updates = match ctx.tg.get_updates(offset, ctx.settings.poll_timeout) {
+    while !parts.shutdown.is_set() {
+        let updates = match parts.tg.get_updates(offset, settings.poll_timeout) {
             Ok(updates) => {
                 backoff.reset();
                 updates
@@ -325,15 +95,15 @@ fn poll(ctx: Arc<Ctx>, username: &str, workers: &[Sender<Job>]) {
                     }
                     TgError::Api { code: 401, .. } => {
                         log::error!("telegram getUpdates: 401: the bot token was revoked");
-                        Duration::from_secs(60)
+                        settings.timing.backoff_max
                     }
                     _ => {
                         let wait = e.retry_after().unwrap_or_else(|| backoff.next_wait());
-                        log::warn!("telegram getUpdates: {e}; again in {} s", wait.as_secs());
+                        log::warn!("telegram getUpdates: {e}; again in {} ms", wait.as_millis());
                         wait
                     }
                 };
-                if ctx.shutdown.wait(wait) {
+                if parts.shutdown.wait(wait) {
                     break;
                 }
                 continue;
@@ -354,37 +124,37 @@ fn poll(ctx: Arc<Ctx>, username: &str, workers: &[Sender<Job>]) {
             }
         }
         if let Some(id) = last {
-            ctx.store.update(|d| d.last_update_id = Some(id));
+            shared.store.update(|d| d.last_update_id = Some(id));
         }
     }
 }
 
 /// Access checks and routing of one update.
 struct Dispatcher<'a> {
-    ctx: Arc<Ctx>,
     username: String,
-    workers: &'a [Sender<Job>],
     /// When each stranger was last answered (denials are rate-limited).
     denied: HashMap<i64, Instant>,
+    parts: &'a BotThread,
 }
 
-const DENIAL_EVERY: Duration = Duration::from_secs(60);
+/// The poll thread shows what it can without waiting.
+const NOW: Patience = Patience::None;
 
 impl Dispatcher<'_> {
+    fn shared(&self) -> &Shared {
+        &self.parts.shared
+    }
+
     fn handle(&mut self, incoming: Incoming) {
         match incoming {
-            Incoming::Message {
-                from,
-                chat_id,
-                text,
-            } => self.message(&from, chat_id, &text),
+            Incoming::Message { from, place, text } => self.message(&from, place, &text),
             Incoming::Callback {
                 id,
                 from,
-                chat_id,
+                place,
                 message_id,
                 data,
-            } => self.callback(&id, &from, chat_id, message_id, &data),
+            } => self.callback(&id, &from, place, message_id, &data),
             Incoming::Ignored(kind) => log::debug!("telegram update ignored: {kind}"),
         }
     }
@@ -392,12 +162,12 @@ impl Dispatcher<'_> {
     /// Whether to answer a stranger now (once a minute at most), logging the denial.
     fn deny(&mut self, user_id: i64) -> bool {
         let now = Instant::now();
+        let every = self.shared().settings.timing.denial_every;
         if self.denied.len() > 10_000 {
-            self.denied
-                .retain(|_, t| now.duration_since(*t) < DENIAL_EVERY);
+            self.denied.retain(|_, t| now.duration_since(*t) < every);
         }
         match self.denied.get(&user_id) {
-            Some(t) if now.duration_since(*t) < DENIAL_EVERY => false,
+            Some(t) if now.duration_since(*t) < every => false,
             _ => {
                 log::info!("access denied to Telegram user {user_id}");
                 self.denied.insert(user_id, now);
@@ -406,65 +176,59 @@ impl Dispatcher<'_> {
         }
     }
 
-    fn remember_language(&self, user: &User, chat_id: i64) {
-        let ctx = &self.ctx;
-        if user.id != chat_id {
+    /// Keeps the user's Telegram language for the alerts pushed to them.
+    fn remember_language(&self, user: &User, place: Place) {
+        let store = &self.shared().store;
+        if user.id != place.chat {
             return; // a group: alerts go to users' private chats
         }
         if let Some(code) = &user.language_code {
-            let known = ctx.store.read(|d| d.languages.get(&user.id) == Some(code));
+            let known = store.read(|d| d.languages.get(&user.id) == Some(code));
             if !known {
-                ctx.store
-                    .update(|d| d.languages.insert(user.id, code.clone()));
+                store.update(|d| d.languages.insert(user.id, code.clone()));
             }
         }
     }
 
-    fn message(&mut self, from: &User, chat_id: i64, text: &str) {
-        let shared = self.ctx.clone();
-        let ctx = &*shared;
-        let lang = ctx.lang_of(from);
-        let tr = ctx.tr(&lang);
+    fn message(&mut self, from: &User, place: Place, text: &str) {
+        let parts = self.parts;
+        let shared = &*parts.shared;
+        let tg = &parts.tg;
+        let lang = shared.lang_of(from);
+        let tr = shared.tr(&lang);
         let command = parse_command(text, &self.username);
-        let Some(role) = ctx.settings.role_of(from.id) else {
+        let private = from.id == place.chat;
+        let Some(role) = shared.settings.role_of(from.id) else {
             // In groups, only commands addressed to us earn a denial.
-            if (from.id == chat_id || command.is_some()) && self.deny(from.id) {
+            if (private || command.is_some()) && self.deny(from.id) {
                 let text = tr.f("denied", &[("id", &from.id.to_string())]);
-                if let Err(e) = ctx.tg.send_message(chat_id, &text, None) {
-                    log::warn!("telegram sendMessage: {e}");
-                }
+                chat::say(tg, place, &text, NOW);
             }
             return;
         };
-        self.remember_language(from, chat_id);
+        self.remember_language(from, place);
         match command {
-            Some("start") => show(
-                &ctx.tg,
-                chat_id,
-                None,
-                &screen::picker(tr, &ctx.settings.servers),
-            ),
+            Some("start") => {
+                let picker = screen::picker(tr, &shared.settings.servers);
+                chat::show(tg, place, None, &picker, NOW);
+            }
             Some("help") => {
-                let text = help_text(tr, role);
-                if let Err(e) = ctx.tg.send_message(chat_id, &text, None) {
-                    log::warn!("telegram sendMessage: {e}");
-                }
+                chat::say(tg, place, &help_text(tr, role), NOW);
             }
             Some("audit") if role == Role::Operator => {
-                let records = crate::audit::read_last(&ctx.settings.state_dir, screen::AUDIT_SHOWN);
-                show(&ctx.tg, chat_id, None, &screen::audit(tr, &records, 0));
+                let records =
+                    crate::audit::read_last(&shared.settings.state_dir, screen::AUDIT_SHOWN);
+                chat::show(tg, place, None, &screen::audit(tr, &records, 0), NOW);
             }
             Some("status") => {
-                let job = worker::Overview::start(&self.ctx, chat_id, lang.clone());
-                for w in self.workers {
-                    let _ = w.send(Job::Overview(job.clone()));
+                let job = Overview::start(&parts.shared, tg, place, lang.clone());
+                for server in &parts.servers {
+                    let _ = server.send(ServerJob::Overview(job.clone()));
                 }
             }
             Some(_) | None => {
-                if from.id == chat_id {
-                    if let Err(e) = ctx.tg.send_message(chat_id, tr.t("unknown_command"), None) {
-                        log::warn!("telegram sendMessage: {e}");
-                    }
+                if private {
+                    chat::say(tg, place, tr.t("unknown_command"), NOW);
                 }
             }
         }
@@ -474,84 +238,74 @@ impl Dispatcher<'_> {
         &mut self,
         id: &str,
         from: &User,
-        chat_id: Option<i64>,
+        place: Option<Place>,
         message_id: Option<i64>,
         data: &str,
     ) {
-        let shared = self.ctx.clone();
-        let ctx = &*shared;
-        let lang = ctx.lang_of(from);
-        let tr = ctx.tr(&lang);
-        let Some(role) = ctx.settings.role_of(from.id) else {
+        let parts = self.parts;
+        let shared = &*parts.shared;
+        let tg = &parts.tg;
+        let lang = shared.lang_of(from);
+        let tr = shared.tr(&lang);
+        let Some(role) = shared.settings.role_of(from.id) else {
             self.deny(from.id);
-            ctx.tg.answer_callback(id, Some(tr.t("denied_toast")), true);
+            chat::answer(tg, id, Some(tr.t("denied_toast")), true);
             return;
         };
         let Some(press) = Press::decode(data) else {
             log::info!("button with unknown data pressed by user {}", from.id);
-            ctx.tg
-                .answer_callback(id, Some(tr.t("outdated_button")), false);
+            chat::answer(tg, id, Some(tr.t("outdated_button")), false);
             return;
         };
         if press.needs_operator() && role != Role::Operator {
             log::info!("viewer {} pressed an operator button; denied", from.id);
-            ctx.tg
-                .answer_callback(id, Some(tr.t("operators_only")), true);
+            chat::answer(tg, id, Some(tr.t("operators_only")), true);
             return;
         }
         let server = match press.server() {
-            Some(key) => match ctx.settings.server_by_key(key) {
+            Some(key) => match shared.settings.server_by_key(key) {
                 Some((index, _)) => Some(index),
                 None => {
-                    ctx.tg.answer_callback(id, Some(tr.t("server_gone")), false);
+                    chat::answer(tg, id, Some(tr.t("server_gone")), false);
                     return;
                 }
             },
             None => None,
         };
-        ctx.tg.answer_callback(id, None, false);
-        let Some(chat_id) = chat_id else {
+        chat::answer(tg, id, None, false);
+        let Some(place) = place else {
             return; // an inline message: nothing we show there
         };
-        let seq = ctx.press_on(chat_id, message_id);
+        let seq = parts.presses.record(place.chat, message_id);
+        let servers = &shared.settings.servers;
         match (press, server) {
             (Press::Nothing, _) => {}
             (Press::Audit(page), _) => {
-                let records = crate::audit::read_last(&ctx.settings.state_dir, screen::AUDIT_SHOWN);
-                show(
-                    &ctx.tg,
-                    chat_id,
-                    message_id,
-                    &screen::audit(tr, &records, page),
-                );
+                let records =
+                    crate::audit::read_last(&shared.settings.state_dir, screen::AUDIT_SHOWN);
+                let audit = screen::audit(tr, &records, page);
+                chat::show(tg, place, message_id, &audit, NOW);
             }
-            (Press::Picker, _) => show(
-                &ctx.tg,
-                chat_id,
-                message_id,
-                &screen::picker(tr, &ctx.settings.servers),
-            ),
-            (Press::Menu(_), Some(index)) => show(
-                &ctx.tg,
-                chat_id,
-                message_id,
-                &screen::menu(tr, &ctx.settings.servers[index]),
-            ),
+            (Press::Picker, _) => {
+                let picker = screen::picker(tr, servers);
+                chat::show(tg, place, message_id, &picker, NOW);
+            }
+            (Press::Menu(_), Some(index)) => {
+                let menu = screen::menu(tr, &servers[index]);
+                chat::show(tg, place, message_id, &menu, NOW);
+            }
             (press, Some(index)) => {
-                let job = Job::Press {
+                let job = ServerJob::Press {
                     press,
                     seq,
-                    chat_id,
+                    place,
                     message_id,
                     user: from.clone(),
                     role,
                     lang,
                 };
-                if self.workers[index].send(job).is_err() {
-                    log::error!(
-                        "worker of server '{}' is gone",
-                        ctx.settings.servers[index].name
-                    );
+                if parts.servers[index].send(job).is_err() {
+                    log::error!("the thread of server '{}' is gone", servers[index].name);
                 }
             }
             (_, None) => {}
@@ -592,14 +346,5 @@ mod tests {
         assert_eq!(parse_command("/start@Bot extra", "bot"), Some("start"));
         assert_eq!(parse_command("/start@other_bot", "bot"), None);
         assert_eq!(parse_command("hello", "bot"), None);
-    }
-
-    #[test]
-    fn backoff_doubles_to_a_minute() {
-        let mut b = Backoff::default();
-        let waits: Vec<u64> = (0..8).map(|_| b.next_wait().as_secs()).collect();
-        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60]);
-        b.reset();
-        assert_eq!(b.next_wait().as_secs(), 1);
     }
 }

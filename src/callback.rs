@@ -107,6 +107,11 @@ impl Press {
     }
 
     /// Whether only operators may press it.
+    /// A press that changes something (its outcome is always shown).
+    pub fn is_action(&self) -> bool {
+        matches!(self, Press::Stop(..) | Press::Monitor(..))
+    }
+
     pub fn needs_operator(&self) -> bool {
         matches!(
             self,

@@ -7,16 +7,12 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::config::{Server, Settings, Trust};
+use crate::config::{Server, Settings};
 use crate::error::Error;
-use crate::http::{Client, Limits};
-use crate::monitor;
+use crate::http::Trust;
 use crate::telegram::{Telegram, TgError};
-use crate::trueconf::{Problem, TrueConf};
-
-/// The whole self-test ends by then.
-const DEADLINE: Duration = Duration::from_secs(18);
-const STEP: Duration = Duration::from_secs(5);
+use crate::timing::Timing;
+use crate::trueconf::{self, Problem, TrueConf};
 
 /// One line of the report.
 #[derive(Debug, Clone)]
@@ -42,6 +38,9 @@ fn fail(text: impl Into<String>) -> Line {
 /// Runs every check; `Err(CheckFailed)` when any failed.
 pub fn run(settings: &Settings) -> Result<(), Error> {
     let started = Instant::now();
+    let timing = settings.timing;
+    // The whole self-test ends by then.
+    let deadline = timing.check;
     println!(
         "✔ settings: {} is valid ({} server(s))",
         settings.path.display(),
@@ -52,7 +51,7 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
         let tx = tx.clone();
         let (url, token) = (settings.api_url.clone(), settings.token.clone());
         std::thread::spawn(move || {
-            let tg = Telegram::new(&url, &token, Duration::from_secs(1));
+            let tg = Telegram::new(&url, &token, Duration::from_secs(1), &timing);
             let _ = tx.send((0, vec![telegram(&tg)]));
         });
     }
@@ -60,13 +59,13 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
         let tx = tx.clone();
         let server = server.clone();
         std::thread::spawn(move || {
-            let _ = tx.send((i + 1, check_server(&server)));
+            let _ = tx.send((i + 1, check_server(&server, &timing)));
         });
     }
     drop(tx);
     let mut results: Vec<Option<Vec<Line>>> = vec![None; settings.servers.len() + 1];
     while results.iter().any(Option::is_none) {
-        let left = DEADLINE.saturating_sub(started.elapsed());
+        let left = deadline.saturating_sub(started.elapsed());
         match rx.recv_timeout(left) {
             Ok((i, lines)) => results[i] = Some(lines),
             Err(_) => break,
@@ -81,7 +80,7 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
             };
             vec![fail(format!(
                 "{what}: no answer within {} s — it hangs; check the network path",
-                DEADLINE.as_secs()
+                deadline.as_secs_f64()
             ))]
         });
         for line in lines {
@@ -110,13 +109,14 @@ fn telegram(tg: &Telegram) -> Line {
     }
 }
 
-fn check_server(server: &Server) -> Vec<Line> {
+fn check_server(server: &Server, timing: &Timing) -> Vec<Line> {
     let name = format!("server '{}'", server.name);
     let mut lines = Vec::new();
     let (host, port) = server.host_and_port();
 
     // Name resolution, in a thread: the system resolver has no timeout.
-    let addrs = match resolve(host, port) {
+    let step = timing.check_step;
+    let addrs = match resolve(host, port, step) {
         Ok(addrs) => {
             let first = addrs
                 .first()
@@ -134,18 +134,18 @@ fn check_server(server: &Server) -> Vec<Line> {
     };
     match addrs
         .iter()
-        .find_map(|a| TcpStream::connect_timeout(a, STEP).ok())
+        .find_map(|a| TcpStream::connect_timeout(a, step).ok())
     {
         Some(_) => lines.push(pass(format!("{name}: TCP connection to port {port} works"))),
         None => {
             lines.push(fail(format!(
                 "{name}: no TCP connection to port {port} — check that the server runs and that a firewall lets this machine through"
             )));
-            lines.push(status_line(server, &name));
+            lines.push(status_line(server, &name, timing));
             return lines;
         }
     }
-    let client = TrueConf::new(server);
+    let client = TrueConf::new(server, timing);
     match client.check_tls() {
         Ok(_) => lines.push(pass(format!(
             "{name}: TLS {}",
@@ -160,14 +160,14 @@ fn check_server(server: &Server) -> Vec<Line> {
             lines.push(fail(format!(
                 "{name}: TLS: certificate not trusted ({why}) — set ssl_certificate to the server's certificate file (or its CA)"
             )));
-            lines.push(status_line(server, &name));
+            lines.push(status_line(server, &name, timing));
             return lines;
         }
         Err(p) => {
             lines.push(fail(format!(
                 "{name}: HTTPS: {p} — check ip (and its :port) in the settings"
             )));
-            lines.push(status_line(server, &name));
+            lines.push(status_line(server, &name, timing));
             return lines;
         }
     }
@@ -179,7 +179,7 @@ fn check_server(server: &Server) -> Vec<Line> {
         Ok(false) => lines.push(pass(format!("{name}: using the fixed access_token"))),
         Err(p) => {
             lines.push(fail(format!("{name}: token: {p} — {}", fix(&p))));
-            lines.push(status_line(server, &name));
+            lines.push(status_line(server, &name, timing));
             return lines;
         }
     }
@@ -209,13 +209,12 @@ fn check_server(server: &Server) -> Vec<Line> {
             "{name}: API conference-sessions/participants not tried (no conference running)"
         ))),
     }
-    lines.push(status_line(server, &name));
+    lines.push(status_line(server, &name, timing));
     lines
 }
 
-fn status_line(server: &Server, name: &str) -> Line {
-    let probe = Client::new(&Trust::BuiltIn, Limits::probe(STEP));
-    match monitor::probe(&probe, server) {
+fn status_line(server: &Server, name: &str, timing: &Timing) -> Line {
+    match trueconf::probe_status(&trueconf::status_client(timing), server) {
         Ok(()) => pass(format!(
             "{name}: /vsstatus on port {} answers: the server is up",
             server.status_port
@@ -241,7 +240,7 @@ fn fix(p: &Problem) -> &'static str {
     }
 }
 
-fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+fn resolve(host: &str, port: u16, step: Duration) -> Result<Vec<SocketAddr>, String> {
     let (tx, rx) = mpsc::channel();
     let target = (host.to_string(), port);
     std::thread::spawn(move || {
@@ -251,7 +250,7 @@ fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
             .map_err(|e| e.to_string());
         let _ = tx.send(result);
     });
-    match rx.recv_timeout(STEP) {
+    match rx.recv_timeout(step) {
         Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
         Ok(Ok(_)) => Err("no address".into()),
         Ok(Err(e)) => Err(e),

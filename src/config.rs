@@ -9,6 +9,8 @@ use std::time::Duration;
 use toml::Value;
 
 use crate::error::Error;
+use crate::http::Trust;
+use crate::timing::Timing;
 
 /// A secret string (bot token, client secret, access token). `Debug` and
 /// `Display` print `***`; the value is reachable only through `expose()`.
@@ -35,17 +37,6 @@ impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("***")
     }
-}
-
-/// How a server's TLS certificate is checked (`ssl_certificate`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Trust {
-    /// `true`: the built-in web PKI roots.
-    BuiltIn,
-    /// `false` or `""`: no verification (warned once at start).
-    Off,
-    /// A PEM file: its certificates are trusted as roots and as pinned leaves.
-    Pinned { path: PathBuf, certs: Vec<Vec<u8>> },
 }
 
 /// One TrueConf server, as configured under `[servers."NAME"]`.
@@ -135,6 +126,8 @@ pub struct Settings {
     pub servers: Vec<Server>,
     pub forgotten: Forgotten,
     pub monitoring: Monitoring,
+    /// Timeouts, backoff and deadlines; not in README (tests set milliseconds).
+    pub timing: Timing,
 }
 
 impl Settings {
@@ -278,6 +271,7 @@ pub const TOP_KEYS: &[&str] = &[
     "servers",
     "forgotten",
     "monitoring",
+    "timing",
 ];
 pub const SERVER_KEYS: &[&str] = &[
     "ip",
@@ -390,6 +384,7 @@ impl Reader {
 
         let forgotten = self.forgotten(t);
         let monitoring = self.monitoring(t);
+        let timing = self.timing(t);
         let servers = self.servers(t, base_dir);
 
         Some(Settings {
@@ -405,7 +400,33 @@ impl Reader {
             servers,
             forgotten,
             monitoring,
+            timing,
         })
+    }
+
+    /// `[timing]`: milliseconds, each between 1 ms and an hour.
+    fn timing(&mut self, t: &toml::Table) -> Timing {
+        let mut timing = Timing::default();
+        let Some(table) = self.table(t, "timing", "timing") else {
+            return timing;
+        };
+        self.unknown_keys(table, Timing::KEYS, "timing.");
+        for (key, field) in Timing::KEYS
+            .iter()
+            .filter_map(|k| Some((*k, table.get(*k)?)))
+        {
+            let full = format!("timing.{key}");
+            match field {
+                Value::Integer(ms) if (1..=3_600_000).contains(ms) => {
+                    if let Some(slot) = timing.field(key) {
+                        *slot = Duration::from_millis(*ms as u64);
+                    }
+                }
+                Value::Integer(_) => self.problem(&full, "must be between 1 and 3600000 (ms)"),
+                other => self.problem(&full, wrong_type("a whole number of milliseconds", other)),
+            }
+        }
+        timing
     }
 
     fn forgotten(&mut self, t: &toml::Table) -> Forgotten {

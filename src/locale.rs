@@ -82,6 +82,14 @@ impl Locales {
     }
 
     /// The configured default language.
+    /// The texts of one language.
+    pub fn tr<'a>(&'a self, lang: &'a str) -> Tr<'a> {
+        Tr {
+            locales: self,
+            lang,
+        }
+    }
+
     pub fn default_lang(&self) -> &str {
         &self.default
     }
@@ -160,6 +168,22 @@ fn parse(text: &str) -> Result<HashMap<String, String>, String> {
         }
     }
     Ok(map)
+}
+
+/// Texts in one language.
+#[derive(Clone, Copy)]
+pub struct Tr<'a> {
+    pub locales: &'a Locales,
+    pub lang: &'a str,
+}
+
+impl<'a> Tr<'a> {
+    pub fn t(&self, key: &'a str) -> &'a str {
+        self.locales.text(self.lang, key)
+    }
+    pub fn f(&self, key: &str, args: &[(&str, &str)]) -> String {
+        self.locales.fill(self.lang, key, args)
+    }
 }
 
 #[cfg(test)]

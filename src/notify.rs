@@ -1,36 +1,38 @@
-//! Delivers pushed messages (alerts, forgotten conferences) to chats (SPEC §4).
+//! The notifier thread (`notify`): delivers pushed messages (alerts,
+//! forgotten conferences) to chats (SPEC §4).
 //!
-//! Producers put messages into the outbox of state.json in the same store
-//! update that records why they were sent (`enqueue`), then wake the
-//! notifier; the notifier removes a message only once it was delivered (or
-//! refused for good). So a crash or restart at any moment repeats at most one
-//! send and never loses an alert. One pacing and backoff state per chat: a
-//! chat that fails never holds up the others; transient failures are retried
-//! with backoff, 429 is honoured, a burst to one chat is merged into one
-//! message and paced; a chat that refuses for good (blocked, not found) is
-//! skipped, and so is a message Telegram refuses as such (400).
+//! The outbox pattern: producers put messages into the outbox of state.json
+//! in the same store update that records why they were sent (`enqueue`),
+//! then send `NotifyCmd::Wake`; the notifier removes a message only once it
+//! was delivered (or refused for good). So a crash or restart at any moment
+//! repeats at most one send and never loses an alert. One pacing and backoff
+//! state per chat: a chat that fails never holds up the others; transient
+//! failures are retried with backoff, 429 is honoured, a burst to one chat
+//! is merged into one message and paced. What a failure means comes from
+//! `chat::next_step`, the table the screens use too.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::bot::{Backoff, Ctx};
-use crate::html::units;
+use crate::chat::{Step, next_step};
+use crate::html::{to_plain, units};
+use crate::shared::Shared;
 use crate::state::{Outgoing, StateData};
-use crate::telegram::Keyboard;
+use crate::telegram::{Keyboard, Place, Telegram};
+use crate::timing::Backoff;
 
-/// At most one message a second to a chat (Telegram's per-chat limit).
-const PACE: Duration = Duration::from_secs(1);
 /// Merged texts stay below Telegram's 4096 characters.
 const MERGE_BUDGET: usize = 4000;
 /// Undelivered messages kept per chat; older ones give way (a long outage
 /// must not grow state.json without bound).
 const KEEP_PER_CHAT: usize = 50;
 
-/// Wakes the notifier.
+/// A command for the notifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Notice {
-    /// The outbox changed.
+pub enum NotifyCmd {
+    /// Only wakes it: the outbox in state.json changed.
     Wake,
     Quit,
 }
@@ -56,35 +58,37 @@ pub fn enqueue(d: &mut StateData, chat_id: i64, text: String, keyboard: Option<K
 }
 
 /// When each chat may be tried next.
-#[derive(Default)]
 struct ChatState {
     next_try: Option<Instant>,
     backoff: Backoff,
 }
 
 /// The notifier loop.
-pub fn run(ctx: &Ctx, notices: Receiver<Notice>) {
+pub fn run(shared: Arc<Shared>, tg: Telegram, commands: Receiver<NotifyCmd>) {
+    let timing = shared.settings.timing;
     let mut chats: BTreeMap<i64, ChatState> = BTreeMap::new();
-    let waiting = ctx.store.read(|d| d.outbox.len());
+    let waiting = shared.store.read(|d| d.outbox.len());
     if waiting > 0 {
         log::info!("{waiting} undelivered message(s) from before the restart");
     }
     loop {
-        let outbox = ctx.store.read(|d| d.outbox.clone());
+        let outbox = shared.store.read(|d| d.outbox.clone());
         let now = Instant::now();
         let mut due: Option<Instant> = None;
         let mut pending_chats: Vec<i64> = outbox.iter().map(|o| o.chat_id).collect();
-        pending_chats.dedup();
         pending_chats.sort_unstable();
         pending_chats.dedup();
-        for chat_id in pending_chats {
-            let state = chats.entry(chat_id).or_default();
+        for chat in pending_chats {
+            let state = chats.entry(chat).or_insert_with(|| ChatState {
+                next_try: None,
+                backoff: Backoff::new(&timing),
+            });
             match state.next_try {
                 Some(t) if t > now => due = Some(due.map_or(t, |d| d.min(t))),
                 _ => {
                     let mine: Vec<&Outgoing> =
-                        outbox.iter().filter(|o| o.chat_id == chat_id).collect();
-                    deliver(ctx, chat_id, &mine, state);
+                        outbox.iter().filter(|o| o.chat_id == chat).collect();
+                    deliver(&shared, &tg, chat, &mine, state);
                     // Something may be left for this chat: look again when it is due.
                     let t = state.next_try.unwrap_or(now);
                     due = Some(due.map_or(t, |d| d.min(t)));
@@ -93,15 +97,15 @@ pub fn run(ctx: &Ctx, notices: Receiver<Notice>) {
         }
         chats.retain(|_, s| s.next_try.is_some_and(|t| t > Instant::now()));
         let received = match due {
-            None => notices.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            Some(due) => notices.recv_timeout(due.saturating_duration_since(Instant::now())),
+            None => commands.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(due) => commands.recv_timeout(due.saturating_duration_since(Instant::now())),
         };
         let mut quit = matches!(
             received,
-            Ok(Notice::Quit) | Err(RecvTimeoutError::Disconnected)
+            Ok(NotifyCmd::Quit) | Err(RecvTimeoutError::Disconnected)
         );
         // Whatever else arrived joins the same round, so bursts merge.
-        quit |= notices.try_iter().any(|n| n == Notice::Quit);
+        quit |= commands.try_iter().any(|n| n == NotifyCmd::Quit);
         if quit {
             return;
         }
@@ -110,44 +114,70 @@ pub fn run(ctx: &Ctx, notices: Receiver<Notice>) {
 
 /// Sends the head of a chat's messages (plain texts merged) and removes from
 /// the outbox what needs no more tries.
-fn deliver(ctx: &Ctx, chat_id: i64, mine: &[&Outgoing], state: &mut ChatState) {
+fn deliver(shared: &Shared, tg: &Telegram, chat: i64, mine: &[&Outgoing], state: &mut ChatState) {
     if mine.is_empty() {
         return;
     }
+    let timing = &shared.settings.timing;
     let (text, keyboard, count) = merge(mine);
     let done: Vec<u64> = mine[..count].iter().map(|o| o.id).collect();
-    let remove = |ctx: &Ctx| {
-        ctx.store
+    let remove = || {
+        shared
+            .store
             .update(|d| d.outbox.retain(|o| !done.contains(&o.id)))
     };
-    match ctx.tg.send_message(chat_id, &text, keyboard.as_ref()) {
+    let place = Place::chat(chat);
+    let mut result = tg.send_message(place, &text, keyboard.as_ref(), false);
+    if let Err(e) = &result {
+        // Telegram cannot take the HTML (say, a broken translation): the
+        // alert still goes out, as plain text.
+        if matches!(next_step(e), Step::AsPlainText | Step::Drop) {
+            log::warn!("telegram refused a message to chat {chat} ({e}); sending it as plain text");
+            result = tg.send_message(place, &to_plain(&text), keyboard.as_ref(), true);
+        }
+    }
+    let e = match result {
         Ok(_) => {
-            remove(ctx);
+            remove();
             state.backoff.reset();
-            state.next_try = Some(Instant::now() + PACE);
+            state.next_try = Some(Instant::now() + timing.pace);
+            return;
         }
-        Err(e) if e.is_permanent_for_chat() => {
-            log::warn!("chat {chat_id} does not take messages ({e}); {count} message(s) dropped");
-            remove(ctx);
-            state.next_try = None;
-        }
-        // A request Telegram refuses as such (400, 401) fails again however
-        // often it is sent: retrying it would hold up every later message.
-        Err(e) if !e.is_transient() => {
-            log::error!(
-                "telegram refused a message to chat {chat_id} ({e}); {count} message(s) dropped"
-            );
-            remove(ctx);
-            state.backoff.reset();
-            state.next_try = None;
-        }
-        Err(e) => {
-            let wait = e.retry_after().unwrap_or_else(|| state.backoff.next_wait());
+        Err(e) => e,
+    };
+    match next_step(&e) {
+        Step::Retry(after) => {
+            let wait = after.unwrap_or_else(|| state.backoff.next_wait());
             log::warn!(
-                "sending to chat {chat_id} failed ({e}); again in {} s",
-                wait.as_secs()
+                "sending to chat {chat} failed ({e}); again in {} ms",
+                wait.as_millis()
             );
             state.next_try = Some(Instant::now() + wait);
+        }
+        Step::Moved(to) => {
+            log::warn!(
+                "chat {chat} became supergroup {to}; its messages go there (update the settings)"
+            );
+            shared.store.update(|d| {
+                for o in d.outbox.iter_mut().filter(|o| o.chat_id == chat) {
+                    o.chat_id = to;
+                }
+            });
+            state.next_try = None;
+        }
+        Step::DropChat => {
+            log::warn!("chat {chat} does not take messages ({e}); {count} message(s) dropped");
+            remove();
+            state.next_try = None;
+        }
+        Step::Done | Step::SendNew | Step::AsPlainText | Step::Drop => {
+            log::error!(
+                "telegram refused a message to chat {chat} even as plain text ({e}); \
+                 {count} message(s) dropped"
+            );
+            remove();
+            state.backoff.reset();
+            state.next_try = None;
         }
     }
 }

@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use crate::callback::{List, Press, conference_key};
+use crate::clock::utc;
 use crate::config::{Role, Server};
-use crate::html::{escape, shorten, units};
-use crate::http::encode_segment;
-use crate::locale::Locales;
+use crate::html::{encode_segment, escape, shorten, units};
+use crate::locale::Tr;
 use crate::state::Health;
 use crate::telegram::{Button, Keyboard};
 use crate::trueconf::{Call, Online, Problem};
@@ -27,22 +27,6 @@ pub const THRESHOLDS: [u32; 4] = [60, 120, 240, 480];
 pub struct Screen {
     pub text: String,
     pub keyboard: Keyboard,
-}
-
-/// Texts in one language.
-#[derive(Clone, Copy)]
-pub struct Tr<'a> {
-    pub locales: &'a Locales,
-    pub lang: &'a str,
-}
-
-impl<'a> Tr<'a> {
-    pub fn t(&self, key: &'a str) -> &'a str {
-        self.locales.text(self.lang, key)
-    }
-    pub fn f(&self, key: &str, args: &[(&str, &str)]) -> String {
-        self.locales.fill(self.lang, key, args)
-    }
 }
 
 fn back_to_menu(tr: Tr, server: &Server) -> Button {
@@ -166,44 +150,45 @@ pub fn running(
             unknown: false,
         })
         .collect();
-    let header = tr.f("running_title", &[("count", &calls.len().to_string())]);
-    let empty = tr.t("running_empty");
-    list(
-        tr,
-        server,
-        &entries,
-        ListKind::Running,
+    let page = ListPage {
+        entries: &entries,
+        kind: ListKind::Running,
         page,
         role,
         notice,
-        &header,
-        empty,
-        Vec::new(),
-    )
+        header: tr.f("running_title", &[("count", &calls.len().to_string())]),
+        empty: tr.t("running_empty"),
+        extra_row: Vec::new(),
+    };
+    list(tr, server, page)
 }
 
-/// A page of forgotten conferences (SPEC §7.6) older than `threshold`;
-/// `minutes` is what the buttons carry (0: the configured threshold).
-#[allow(clippy::too_many_arguments)]
+/// The forgotten conferences older than `threshold`; `minutes` is what the
+/// buttons carry (0: the configured threshold).
+pub struct ForgottenList<'a> {
+    pub entries: &'a [Entry<'a>],
+    pub minutes: u32,
+    pub threshold: Duration,
+}
+
+/// A page of forgotten conferences (SPEC §7.6).
 pub fn forgotten(
     tr: Tr,
     server: &Server,
-    entries: &[Entry],
-    minutes: u32,
-    threshold: Duration,
+    found: &ForgottenList,
     page: u32,
     role: Role,
     notice: Option<&str>,
 ) -> Screen {
+    let (minutes, threshold) = (found.minutes, found.threshold);
     let chosen = |m: u32| {
         m == minutes || (minutes == 0 && threshold == Duration::from_secs(u64::from(m) * 60))
     };
-    let threshold = human_duration(tr, threshold);
     let header = tr.f(
         "forgotten_title",
         &[
-            ("count", &entries.len().to_string()),
-            ("threshold", &threshold),
+            ("count", &found.entries.len().to_string()),
+            ("threshold", &human_duration(tr, threshold)),
         ],
     );
     let mut extra_row = Vec::new();
@@ -219,19 +204,17 @@ pub fn forgotten(
             Press::Forgotten(server.key.clone(), m, 0).encode(),
         ));
     }
-    let empty = tr.t("forgotten_empty");
-    list(
-        tr,
-        server,
-        entries,
-        ListKind::Forgotten(minutes),
+    let page = ListPage {
+        entries: found.entries,
+        kind: ListKind::Forgotten(minutes),
         page,
         role,
         notice,
-        &header,
-        empty,
+        header,
+        empty: tr.t("forgotten_empty"),
         extra_row,
-    )
+    };
+    list(tr, server, page)
 }
 
 #[derive(Clone, Copy)]
@@ -255,19 +238,29 @@ impl ListKind {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn list(
-    tr: Tr,
-    server: &Server,
-    entries: &[Entry],
+/// What a list screen shows, before it is cut into pages.
+struct ListPage<'a> {
+    entries: &'a [Entry<'a>],
     kind: ListKind,
     page: u32,
     role: Role,
-    notice: Option<&str>,
-    header: &str,
-    empty: &str,
+    notice: Option<&'a str>,
+    header: String,
+    empty: &'a str,
     extra_row: Vec<Button>,
-) -> Screen {
+}
+
+fn list(tr: Tr, server: &Server, l: ListPage) -> Screen {
+    let ListPage {
+        entries,
+        kind,
+        page,
+        role,
+        notice,
+        header,
+        empty,
+        extra_row,
+    } = l;
     let rendered: Vec<String> = entries
         .iter()
         .enumerate()
@@ -282,7 +275,7 @@ fn list(
     }
     text.push_str(&title(server));
     text.push('\n');
-    text.push_str(header);
+    text.push_str(&header);
     let mut keyboard = Vec::new();
     if entries.is_empty() {
         text.push_str("\n\n");
@@ -566,6 +559,71 @@ pub fn audit(tr: Tr, records: &[crate::audit::Record], page: u32) -> Screen {
     Screen { text, keyboard }
 }
 
+/// One server's line of the `/status` overview.
+#[derive(Debug, Clone)]
+pub enum OverviewLine {
+    Down(String),
+    Up {
+        running: Result<usize, Problem>,
+        online: Result<(u64, bool), Problem>,
+    },
+}
+
+/// `/status`: one line per server; `None` for a server that did not answer in time.
+pub fn overview(tr: Tr, servers: &[Server], lines: &[Option<OverviewLine>]) -> String {
+    let mut text = tr.t("overview_title").to_string();
+    for (server, line) in servers.iter().zip(lines) {
+        let name = escape(&shorten(&server.name, 80));
+        text.push_str("\n\n");
+        let line = match line {
+            None => tr.f("overview_slow", &[("name", &name)]),
+            Some(OverviewLine::Down(why)) => tr.f(
+                "overview_down",
+                &[("name", &name), ("reason", &escape(why))],
+            ),
+            Some(OverviewLine::Up { running, online }) => {
+                let running = match running {
+                    Ok(n) => n.to_string(),
+                    Err(_) => "?".into(),
+                };
+                let online = match online {
+                    Ok((n, true)) => n.to_string(),
+                    Ok((n, false)) => format!("≥{n}"),
+                    Err(_) => "?".into(),
+                };
+                tr.f(
+                    "overview_up",
+                    &[("name", &name), ("running", &running), ("online", &online)],
+                )
+            }
+        };
+        text.push_str(&line);
+        if units(&text) > 3900 {
+            text.push_str("\n…");
+            break;
+        }
+    }
+    text
+}
+
+/// A DOWN alert (SPEC §8.2).
+pub fn alert_down(tr: Tr, server: &Server, reason: &str) -> String {
+    let name = escape(&shorten(&server.name, 100));
+    tr.f(
+        "alert_down",
+        &[("name", &name), ("reason", &escape(reason))],
+    )
+}
+
+/// An UP alert after `down_for`, or a reminder that it is still down.
+pub fn alert_duration(tr: Tr, key: &str, server: &Server, down_for: Duration) -> String {
+    let name = escape(&shorten(&server.name, 100));
+    tr.f(
+        key,
+        &[("name", &name), ("duration", &human_duration(tr, down_for))],
+    )
+}
+
 /// ‹ n/m › for a list of more than one page; `press` makes the press for a page.
 fn nav_row(page: usize, pages: usize, press: impl Fn(u32) -> Press) -> Option<Vec<Button>> {
     if pages < 2 {
@@ -610,45 +668,12 @@ pub fn human_duration(tr: Tr, d: Duration) -> String {
     }
 }
 
-/// `2026-11-25 14:05 UTC` from unix seconds.
-pub fn utc(unix: u64) -> String {
-    let (year, month, day, hour, minute, _) = civil(unix);
-    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
-}
-
-/// (year, month, day, hour, minute, second) in UTC from unix seconds
-/// (proleptic Gregorian calendar, days-from-civil inverted).
-pub fn civil(unix: u64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = (unix / 86_400) as i64;
-    let rem = unix % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (
-        year,
-        month,
-        day,
-        (rem / 3600) as u32,
-        (rem / 60 % 60) as u32,
-        (rem % 60) as u32,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn utc_and_hms() {
-        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
-        assert_eq!(utc(1_795_614_300), "2026-11-25 13:45 UTC");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
+    fn hms_pads() {
         assert_eq!(hms(4000), "1:06:40");
         assert_eq!(hms(0), "0:00:00");
     }

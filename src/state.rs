@@ -8,10 +8,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Server;
 use crate::telegram::Keyboard;
 
 /// Health of a server as the monitor last judged it.
@@ -80,22 +80,6 @@ pub struct Store {
 
 pub const FILE_NAME: &str = "state.json";
 
-/// Unix time in milliseconds.
-pub fn now_unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// Unix time in seconds.
-pub fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 impl Store {
     /// Opens `state.json` in `dir`. Returns the store and warnings to log.
     pub fn open(dir: &Path) -> (Store, Vec<String>) {
@@ -156,6 +140,13 @@ impl Store {
     /// Changes one server's entry.
     pub fn update_server<R>(&self, name: &str, f: impl FnOnce(&mut ServerState) -> R) -> R {
         self.update(|d| f(d.servers.entry(name.to_string()).or_default()))
+    }
+
+    /// Whether monitoring is on for a server (the chat toggle wins over the settings).
+    pub fn monitoring(&self, server: &Server) -> bool {
+        self.server(&server.name)
+            .monitoring
+            .unwrap_or(server.monitor_at_start)
     }
 
     /// A copy of one server's entry.

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::config::{Secret, Trust};
-use crate::http::{Client, Limits, NetError};
+use crate::config::Secret;
+use crate::http::{Client, Limits, NetError, Trust};
+use crate::timing::Timing;
 
 /// The update kinds we handle (sent as `allowed_updates`).
 pub const ALLOWED_UPDATES: &[&str] = &["message", "callback_query"];
@@ -21,6 +22,8 @@ pub enum TgError {
         code: u16,
         description: String,
         retry_after: Option<u64>,
+        /// A group became a supergroup with this id (`parameters.migrate_to_chat_id`).
+        migrate_to: Option<i64>,
     },
     /// The request did not get an answer.
     Net(NetError),
@@ -41,6 +44,22 @@ impl TgError {
                 || self.description_contains("message can't be edited")
                 || self.description_contains("message can't be found")
                 || self.description_contains("MESSAGE_ID_INVALID"))
+    }
+
+    /// The request surely did not take effect: Telegram (or a proxy in
+    /// front of it) answered with an error, or no connection was made.
+    /// A timeout or a dropped connection may have delivered it.
+    pub fn surely_failed(&self) -> bool {
+        match self {
+            TgError::Api { .. } | TgError::BadAnswer { .. } => true,
+            TgError::Net(e) => e.before_request(),
+        }
+    }
+
+    /// Telegram cannot parse the message's HTML (e.g. a broken translation).
+    pub fn cannot_parse(&self) -> bool {
+        matches!(self, TgError::Api { code: 400, .. })
+            && self.description_contains("can't parse entities")
     }
 
     /// The chat will never take our messages (blocked, kicked, deleted).
@@ -146,6 +165,22 @@ fn keyboard_json(keyboard: &Keyboard) -> Value {
     json!({ "inline_keyboard": rows })
 }
 
+/// Where a message goes: a chat, and in a forum group the topic
+/// (`message_thread_id`). Taken from every update, so that answers stay in
+/// the topic they were asked in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Place {
+    pub chat: i64,
+    pub thread: Option<i64>,
+}
+
+impl Place {
+    /// A private chat (or any chat without topics).
+    pub fn chat(chat: i64) -> Place {
+        Place { chat, thread: None }
+    }
+}
+
 /// Who sent an update.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -159,14 +194,14 @@ pub struct User {
 pub enum Incoming {
     Message {
         from: User,
-        chat_id: i64,
+        place: Place,
         text: String,
     },
     Callback {
         id: String,
         from: User,
-        /// The chat and message the button sits on; `None` for inline messages.
-        chat_id: Option<i64>,
+        /// The chat (and topic) and message the button sits on; `None` for inline messages.
+        place: Option<Place>,
         message_id: Option<i64>,
         data: String,
     },
@@ -185,7 +220,10 @@ pub fn parse_update(raw: &Value) -> (Option<i64>, Incoming) {
             (Some(from), Some(chat_id)) => match message.get("text").and_then(Value::as_str) {
                 Some(text) => Incoming::Message {
                     from,
-                    chat_id,
+                    place: Place {
+                        chat: chat_id,
+                        thread: topic_of(message),
+                    },
                     text: text.to_string(),
                 },
                 None => Incoming::Ignored("message without text".into()),
@@ -200,7 +238,12 @@ pub fn parse_update(raw: &Value) -> (Option<i64>, Incoming) {
             (Some(qid), Some(from)) => Incoming::Callback {
                 id: qid.to_string(),
                 from,
-                chat_id: query.pointer("/message/chat/id").and_then(Value::as_i64),
+                place: query.get("message").and_then(|m| {
+                    Some(Place {
+                        chat: m.pointer("/chat/id").and_then(Value::as_i64)?,
+                        thread: topic_of(m),
+                    })
+                }),
                 message_id: query.pointer("/message/message_id").and_then(Value::as_i64),
                 data: query
                     .get("data")
@@ -218,6 +261,17 @@ pub fn parse_update(raw: &Value) -> (Option<i64>, Incoming) {
         Incoming::Ignored(kind)
     };
     (id, incoming)
+}
+
+/// The forum topic a message is in. Only messages in topics carry
+/// `is_topic_message`; a reply thread in a plain group is no topic.
+fn topic_of(message: &Value) -> Option<i64> {
+    let in_topic = message.get("is_topic_message").and_then(Value::as_bool) == Some(true);
+    let forum = message.pointer("/chat/is_forum").and_then(Value::as_bool) == Some(true);
+    match message.get("message_thread_id").and_then(Value::as_i64) {
+        Some(thread) if in_topic || forum => Some(thread),
+        _ => None,
+    }
 }
 
 fn parse_user(v: Option<&Value>) -> Option<User> {
@@ -261,10 +315,10 @@ impl fmt::Debug for Telegram {
 }
 
 impl Telegram {
-    pub fn new(base: &str, token: &Secret, poll_timeout: Duration) -> Telegram {
+    pub fn new(base: &str, token: &Secret, poll_timeout: Duration, timing: &Timing) -> Telegram {
         Telegram {
-            poll: Client::new(&Trust::BuiltIn, Limits::telegram_poll(poll_timeout)),
-            send: Client::new(&Trust::BuiltIn, Limits::TELEGRAM_SEND),
+            poll: Client::new(&Trust::BuiltIn, Limits::telegram_poll(poll_timeout, timing)),
+            send: Client::new(&Trust::BuiltIn, Limits::telegram_send(timing)),
             base: base.trim_end_matches('/').to_string(),
             token: token.clone(),
         }
@@ -299,6 +353,9 @@ impl Telegram {
                 retry_after: envelope
                     .pointer("/parameters/retry_after")
                     .and_then(Value::as_u64),
+                migrate_to: envelope
+                    .pointer("/parameters/migrate_to_chat_id")
+                    .and_then(Value::as_i64),
             }),
             None => Err(TgError::BadAnswer {
                 status: response.status,
@@ -339,19 +396,26 @@ impl Telegram {
         }
     }
 
-    /// `sendMessage` in HTML mode without link previews; returns the message id.
+    /// `sendMessage` without link previews, in HTML mode unless `plain`;
+    /// returns the message id.
     pub fn send_message(
         &self,
-        chat_id: i64,
+        place: Place,
         text: &str,
         keyboard: Option<&Keyboard>,
+        plain: bool,
     ) -> Result<i64, TgError> {
         let mut params = json!({
-            "chat_id": chat_id,
+            "chat_id": place.chat,
             "text": text,
-            "parse_mode": "HTML",
             "link_preview_options": {"is_disabled": true},
         });
+        if !plain {
+            params["parse_mode"] = json!("HTML");
+        }
+        if let Some(thread) = place.thread {
+            params["message_thread_id"] = json!(thread);
+        }
         if let Some(k) = keyboard {
             params["reply_markup"] = keyboard_json(k);
         }
@@ -362,21 +426,25 @@ impl Telegram {
             .unwrap_or(0))
     }
 
-    /// `editMessageText`; "not modified" counts as success.
+    /// `editMessageText` without link previews, in HTML mode unless `plain`;
+    /// "not modified" counts as success.
     pub fn edit_message(
         &self,
-        chat_id: i64,
+        chat: i64,
         message_id: i64,
         text: &str,
         keyboard: Option<&Keyboard>,
+        plain: bool,
     ) -> Result<(), TgError> {
         let mut params = json!({
-            "chat_id": chat_id,
+            "chat_id": chat,
             "message_id": message_id,
             "text": text,
-            "parse_mode": "HTML",
             "link_preview_options": {"is_disabled": true},
         });
+        if !plain {
+            params["parse_mode"] = json!("HTML");
+        }
         if let Some(k) = keyboard {
             params["reply_markup"] = keyboard_json(k);
         }
@@ -387,16 +455,19 @@ impl Telegram {
         }
     }
 
-    /// `answerCallbackQuery`; a query that is too old only earns a warning.
-    pub fn answer_callback(&self, id: &str, text: Option<&str>, alert: bool) {
+    /// `answerCallbackQuery`.
+    pub fn answer_callback(
+        &self,
+        id: &str,
+        text: Option<&str>,
+        alert: bool,
+    ) -> Result<(), TgError> {
         let mut params = json!({"callback_query_id": id});
         if let Some(text) = text {
             params["text"] = json!(crate::html::shorten(text, 199));
             params["show_alert"] = json!(alert);
         }
-        if let Err(e) = self.call("answerCallbackQuery", &params) {
-            log::warn!("telegram answerCallbackQuery: {e}");
-        }
+        self.call("answerCallbackQuery", &params).map(|_| ())
     }
 }
 
@@ -409,7 +480,35 @@ mod tests {
         let raw = json!({"update_id": 5, "message": {"message_id": 1, "from": {"id": 7, "first_name": "Ann", "language_code": "de"}, "chat": {"id": 7, "type": "private"}, "text": "/start"}});
         let (id, inc) = parse_update(&raw);
         assert_eq!(id, Some(5));
-        assert!(matches!(inc, Incoming::Message { chat_id: 7, ref text, .. } if text == "/start"));
+        assert!(
+            matches!(inc, Incoming::Message { place: Place { chat: 7, thread: None }, ref text, .. } if text == "/start")
+        );
+        let (_, inc) = parse_update(
+            &json!({"update_id": 9, "message": {"message_id": 2, "message_thread_id": 7, "is_topic_message": true, "from": {"id": 7, "first_name": "Ann"}, "chat": {"id": -100, "type": "supergroup", "is_forum": true}, "text": "/start"}}),
+        );
+        assert!(matches!(
+            inc,
+            Incoming::Message {
+                place: Place {
+                    chat: -100,
+                    thread: Some(7)
+                },
+                ..
+            }
+        ));
+        let (_, inc) = parse_update(
+            &json!({"update_id": 10, "message": {"message_id": 3, "message_thread_id": 2, "from": {"id": 7, "first_name": "Ann"}, "chat": {"id": -5, "type": "group"}, "text": "hi"}}),
+        );
+        assert!(
+            matches!(
+                inc,
+                Incoming::Message {
+                    place: Place { thread: None, .. },
+                    ..
+                }
+            ),
+            "a reply thread in a plain group is no topic"
+        );
         let (id, inc) = parse_update(&json!({"update_id": 6, "edited_message": {}}));
         assert_eq!(
             (id, inc),
@@ -437,6 +536,7 @@ mod tests {
             code,
             description: d.into(),
             retry_after: None,
+            migrate_to: None,
         };
         assert!(
             api(

@@ -12,7 +12,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::config::{Secret, Server};
-use crate::http::{Client, Limits, NetError, Response, encode_segment};
+use crate::html::encode_segment;
+use crate::http::{Client, Limits, NetError, Response};
+use crate::timing::Timing;
 
 /// Page size for `/logs/calls`.
 const CALLS_PAGE: usize = 200;
@@ -68,7 +70,7 @@ impl From<NetError> for Problem {
 }
 
 /// A row of the call log (`GET /logs/calls`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Call {
     /// The session id (`…@server#vcs`).
     pub session_id: String,
@@ -172,10 +174,28 @@ enum Auth {
     TokenInvalid,
 }
 
+/// The health probe: `GET http://host:status_port/vsstatus` over `client`
+/// (plain HTTP, no token). `Ok` for a 2xx answer in time, else a short reason.
+pub fn probe_status(client: &Client, server: &Server) -> Result<(), String> {
+    match client.get(&server.status_url(), &[], None) {
+        Ok(r) if r.is_success() => Ok(()),
+        Ok(r) => Err(format!("HTTP {}", r.status)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A plain-HTTP client for `/vsstatus` probes made for screens and `check`.
+pub fn status_client(timing: &Timing) -> Client {
+    Client::new(
+        &crate::http::Trust::BuiltIn,
+        Limits::probe(timing.check_step, timing),
+    )
+}
+
 impl TrueConf {
-    pub fn new(server: &Server) -> TrueConf {
+    pub fn new(server: &Server, timing: &Timing) -> TrueConf {
         TrueConf {
-            http: Client::new(&server.trust, Limits::TRUECONF),
+            http: Client::new(&server.trust, Limits::trueconf(timing)),
             base: format!("https://{}", server.host),
             api: format!("/api/{}", server.api_version),
             client_id: server.client_id.clone(),

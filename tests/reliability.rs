@@ -1951,7 +1951,12 @@ fn debug_output_of_settings_and_of_every_error_holds_no_secret() {
     ];
 
     // Telegram: a rejected token, a 429, an HTML page, a closed port.
-    let telegram = Telegram::new(&settings.api_url, &settings.token, Duration::from_secs(1));
+    let telegram = Telegram::new(
+        &settings.api_url,
+        &settings.token,
+        Duration::from_secs(1),
+        &settings.timing,
+    );
     shown.push(format!("{telegram:?}"));
     tg.set_token("1:other");
     let e = telegram.get_me().unwrap_err();
@@ -1971,6 +1976,7 @@ fn debug_output_of_settings_and_of_every_error_holds_no_secret() {
         &format!("http://{closed}"),
         &settings.token,
         Duration::from_secs(1),
+        &settings.timing,
     );
     let e = nowhere
         .get_updates(Some(5), Duration::from_secs(1))
@@ -1979,7 +1985,7 @@ fn debug_output_of_settings_and_of_every_error_holds_no_secret() {
 
     // TrueConf: the fixed token refused, then the credentials, a 502, a
     // missing permission, an answer of the wrong shape, a dead server.
-    let client = TrueConf::new(&settings.servers[0]);
+    let client = TrueConf::new(&settings.servers[0], &settings.timing);
     shown.push(format!("{client:?}"));
     fake.set_credentials_valid(false);
     let e = client.running_conferences().unwrap_err();
@@ -2003,7 +2009,9 @@ fn debug_output_of_settings_and_of_every_error_holds_no_secret() {
     let text = std::fs::read_to_string(&d.settings).unwrap();
     let dead = text.replace(&fake.ip(), &closed.to_string());
     let dead = config::parse(&dead, &d.settings, None).unwrap().settings;
-    let e = TrueConf::new(&dead.servers[0]).stop("alpha").unwrap_err();
+    let e = TrueConf::new(&dead.servers[0], &dead.timing)
+        .stop("alpha")
+        .unwrap_err();
     shown.push(format!("{e:?} {e}"));
 
     // Settings errors: secrets without their quotes.

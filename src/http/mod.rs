@@ -11,13 +11,26 @@ use std::time::Duration;
 use ureq::Agent;
 use ureq::tls::TlsConfig;
 
-use crate::config::Trust;
+use std::path::PathBuf;
+
+use crate::timing::Timing;
 
 pub(crate) use tls::load_pem_certificates;
 
 const CLOSED_EARLY: &str = "connection closed early";
 const RESET: &str = "connection reset";
 const USER_AGENT: &str = concat!("trueconf-bot/", env!("CARGO_PKG_VERSION"));
+
+/// How a server's TLS certificate is checked (`ssl_certificate`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Trust {
+    /// `true`: the built-in web PKI roots.
+    BuiltIn,
+    /// `false` or `""`: no verification (warned once at start).
+    Off,
+    /// A PEM file: its certificates are trusted as roots and as pinned leaves.
+    Pinned { path: PathBuf, certs: Vec<Vec<u8>> },
+}
 
 /// A transport failure, classified for the admin. Holds no URL and no secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +52,18 @@ impl fmt::Display for NetError {
             NetError::Timeout => f.write_str("timed out"),
             NetError::Tls(why) => write!(f, "TLS failed ({why})"),
             NetError::Other(why) => write!(f, "failed ({why})"),
+        }
+    }
+}
+
+impl NetError {
+    /// The request surely never reached the peer (no connection, no TLS),
+    /// so repeating it cannot do anything twice.
+    pub fn before_request(&self) -> bool {
+        match self {
+            NetError::Unreachable(why) => why != CLOSED_EARLY && why != RESET,
+            NetError::Tls(_) => true,
+            NetError::Timeout | NetError::Other(_) => false,
         }
     }
 }
@@ -81,33 +106,40 @@ pub struct Limits {
 
 impl Limits {
     /// TrueConf API calls (SPEC §6: connect ≤ 5 s, whole request ≤ 15 s).
-    pub const TRUECONF: Limits = Limits {
-        connect: Duration::from_secs(5),
-        whole: Duration::from_secs(15),
-        body: 8 * 1024 * 1024,
-    };
+    pub fn trueconf(t: &Timing) -> Limits {
+        Limits {
+            connect: t.connect,
+            whole: t.request,
+            body: 8 * 1024 * 1024,
+        }
+    }
 
     /// Telegram long polling: the whole request outlives the poll timeout.
-    pub fn telegram_poll(poll: Duration) -> Limits {
+    pub fn telegram_poll(poll: Duration, t: &Timing) -> Limits {
         Limits {
-            connect: Duration::from_secs(5),
-            whole: poll + Duration::from_secs(15),
+            connect: t.connect,
+            whole: poll + t.poll_grace,
             body: 8 * 1024 * 1024,
         }
     }
 
     /// Telegram sends (sendMessage, edits, answers).
-    pub const TELEGRAM_SEND: Limits = Limits {
-        connect: Duration::from_secs(5),
-        whole: Duration::from_secs(20),
-        body: 1024 * 1024,
-    };
-
-    /// The `/vsstatus` health probe: a healthy server answers at once.
-    pub fn probe(interval: Duration) -> Limits {
-        let whole = interval.clamp(Duration::from_secs(1), Duration::from_secs(10));
+    pub fn telegram_send(t: &Timing) -> Limits {
         Limits {
-            connect: whole.min(Duration::from_secs(5)),
+            connect: t.connect,
+            whole: t.send,
+            body: 1024 * 1024,
+        }
+    }
+
+    /// The `/vsstatus` health probe: a healthy server answers at once, so
+    /// the probe interval bounds it (between 1 and 10 s by default).
+    pub fn probe(interval: Duration, t: &Timing) -> Limits {
+        let low = t.request.min(Duration::from_secs(1));
+        let high = t.request.min(Duration::from_secs(10)).max(low);
+        let whole = interval.clamp(low, high);
+        Limits {
+            connect: whole.min(t.connect),
             whole,
             body: 64 * 1024,
         }
@@ -316,32 +348,9 @@ fn tls_reason(e: &rustls::Error) -> String {
     }
 }
 
-/// Percent-encodes one URL path segment (RFC 3986 unreserved kept).
-pub fn encode_segment(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len() * 3);
-    for byte in segment.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn segments_are_percent_encoded() {
-        assert_eq!(
-            encode_segment("000001bf@tc.local#vcs"),
-            "000001bf%40tc.local%23vcs"
-        );
-        assert_eq!(encode_segment("a/b c?"), "a%2Fb%20c%3F");
-        assert_eq!(encode_segment("конф"), "%D0%BA%D0%BE%D0%BD%D1%84");
-    }
 
     #[test]
     fn io_errors_are_told_in_words_without_addresses() {
@@ -374,7 +383,7 @@ mod tests {
         let port = one_answer(
             "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/x\r\nContent-Length: 0\r\n\r\n",
         );
-        let client = Client::new(&Trust::BuiltIn, Limits::TRUECONF);
+        let client = Client::new(&Trust::BuiltIn, Limits::trueconf(&Timing::default()));
         let r = client
             .get(&format!("http://127.0.0.1:{port}/"), &[], None)
             .unwrap();
@@ -386,7 +395,10 @@ mod tests {
         let body = "x".repeat(70_000);
         let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: 70000\r\n\r\n{body}");
         let port = one_answer(Box::leak(answer.into_boxed_str()));
-        let client = Client::new(&Trust::BuiltIn, Limits::probe(Duration::from_secs(1)));
+        let client = Client::new(
+            &Trust::BuiltIn,
+            Limits::probe(Duration::from_secs(1), &Timing::default()),
+        );
         let err = client
             .get(&format!("http://127.0.0.1:{port}/"), &[], None)
             .unwrap_err();
@@ -398,7 +410,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         drop(listener);
-        let client = Client::new(&Trust::BuiltIn, Limits::TRUECONF);
+        let client = Client::new(&Trust::BuiltIn, Limits::trueconf(&Timing::default()));
         let err = client
             .get(&format!("http://127.0.0.1:{port}/x"), &[], None)
             .unwrap_err();

@@ -1,43 +1,30 @@
-//! One thread per server probing `GET http://host:status_port/vsstatus` every
-//! `timeout` seconds while monitoring is on (SPEC §7.8, §8.2). DOWN only after
-//! `failures_before_down` failures in a row, UP on the first success after it,
-//! optional reminders; the judgement lives in state.json so that a restart
-//! neither repeats nor loses an alert. Never formats a screen, never waits
-//! on Telegram: alerts go to the notifier.
+//! One thread per server (`probe-N`) probing `GET http://host:status_port/vsstatus`
+//! every `timeout` seconds while monitoring is on (SPEC §7.8, §8.2). DOWN only
+//! after `failures_before_down` failures in a row, UP on the first success
+//! after it, optional reminders (`Judge`, a pure function). The judgement
+//! and its alerts go into state.json in one update (the outbox); then the
+//! notifier is woken. Never waits on Telegram.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
-use crate::bot::Ctx;
-use crate::config::{Server, Trust};
-use crate::html::{escape, shorten};
-use crate::http::{Client, Limits};
-use crate::notify::{self, Notice};
-use crate::screen::{self, Tr};
-use crate::state::{Health, ServerState, now_unix};
+use crate::clock::now_unix;
+use crate::config::Server;
+use crate::http::{Client, Limits, Trust};
+use crate::locale::Tr;
+use crate::notify::{self, NotifyCmd};
+use crate::screen;
+use crate::shared::Shared;
+use crate::state::{Health, ServerState};
+use crate::trueconf::probe_status;
 
-/// Tells a prober to look at its settings again, or to end.
+/// A command for a prober.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MonitorCmd {
+pub enum ProbeCmd {
+    /// Only wakes it: look at the monitoring switch again (the switch is in state.json).
     Wake,
     Quit,
-}
-
-/// Whether monitoring is on for a server (the chat toggle wins over the settings).
-pub fn is_on(ctx: &Ctx, server: &Server) -> bool {
-    ctx.store
-        .server(&server.name)
-        .monitoring
-        .unwrap_or(server.monitor_at_start)
-}
-
-/// One probe: `Ok` for a 2xx answer in time, else a short reason.
-pub fn probe(client: &Client, server: &Server) -> Result<(), String> {
-    match client.get(&server.status_url(), &[], None) {
-        Ok(r) if r.is_success() => Ok(()),
-        Ok(r) => Err(format!("HTTP {}", r.status)),
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 /// What a probe result changes.
@@ -118,26 +105,33 @@ impl Judge {
 }
 
 /// The prober of server `index`.
-pub fn run(ctx: &Ctx, index: usize, commands: Receiver<MonitorCmd>) {
-    let server = &ctx.settings.servers[index];
-    let client = Client::new(&Trust::BuiltIn, Limits::probe(server.probe_interval));
+pub fn run(
+    shared: Arc<Shared>,
+    index: usize,
+    notifier: Sender<NotifyCmd>,
+    commands: Receiver<ProbeCmd>,
+) {
+    let settings = &shared.settings;
+    let server = &settings.servers[index];
+    let limits = Limits::probe(server.probe_interval, &settings.timing);
+    let client = Client::new(&Trust::BuiltIn, limits);
     let mut judge = Judge::default();
     loop {
-        if !is_on(ctx, server) {
+        if !shared.store.monitoring(server) {
             judge = Judge::default();
             match commands.recv() {
-                Ok(MonitorCmd::Wake) => continue,
-                Ok(MonitorCmd::Quit) | Err(_) => return,
+                Ok(ProbeCmd::Wake) => continue,
+                Ok(ProbeCmd::Quit) | Err(_) => return,
             }
         }
-        let result = probe(&client, server);
+        let result = probe_status(&client, server);
         if let Err(why) = &result {
             log::debug!("server '{}': probe failed: {why}", server.name);
         }
-        let monitoring = &ctx.settings.monitoring;
+        let monitoring = &settings.monitoring;
         // The judgement and its alerts are written in one store update, so
         // that a restart can neither repeat the judgement nor lose the alert.
-        let alert = ctx.store.update(|d| {
+        let alert = shared.store.update(|d| {
             let state = d.servers.entry(server.name.clone()).or_default();
             // Switched off while this probe was under way: the switch cleared
             // the judgement, and a late result must neither restore it nor alert.
@@ -151,12 +145,9 @@ pub fn run(ctx: &Ctx, index: usize, commands: Receiver<MonitorCmd>) {
                 monitoring.failures_before_down,
                 monitoring.remind_every,
             )?;
-            for chat_id in ctx.settings.everyone() {
-                let lang = ctx
-                    .locales
-                    .pick(d.languages.get(&chat_id).map(String::as_str));
-                let text = alert_text(ctx.tr(lang), server, &alert);
-                notify::enqueue(d, chat_id, text, None);
+            for chat in settings.everyone() {
+                let text = alert_text(shared.tr_for(d, chat), server, &alert);
+                notify::enqueue(d, chat, text, None);
             }
             Some(alert)
         });
@@ -168,32 +159,24 @@ pub fn run(ctx: &Ctx, index: usize, commands: Receiver<MonitorCmd>) {
                 }
                 Alert::Reminder { .. } => log::info!("server '{}' is still DOWN", server.name),
             }
-            let _ = ctx.notices.send(Notice::Wake);
+            let _ = notifier.send(NotifyCmd::Wake);
         }
         match commands.recv_timeout(server.probe_interval) {
-            Ok(MonitorCmd::Wake) | Err(RecvTimeoutError::Timeout) => {}
-            Ok(MonitorCmd::Quit) | Err(RecvTimeoutError::Disconnected) => return,
+            Ok(ProbeCmd::Wake) | Err(RecvTimeoutError::Timeout) => {}
+            Ok(ProbeCmd::Quit) | Err(RecvTimeoutError::Disconnected) => return,
         }
     }
 }
 
 /// The alert message in one language.
 pub fn alert_text(tr: Tr, server: &Server, alert: &Alert) -> String {
-    let name = escape(&shorten(&server.name, 100));
-    let since = |secs: u64| screen::human_duration(tr, Duration::from_secs(secs));
+    let secs = Duration::from_secs;
     match alert {
-        Alert::Down { reason } => tr.f(
-            "alert_down",
-            &[("name", &name), ("reason", &escape(reason))],
-        ),
-        Alert::Up { down_for } => tr.f(
-            "alert_up",
-            &[("name", &name), ("duration", &since(*down_for))],
-        ),
-        Alert::Reminder { down_for } => tr.f(
-            "alert_reminder",
-            &[("name", &name), ("duration", &since(*down_for))],
-        ),
+        Alert::Down { reason } => screen::alert_down(tr, server, reason),
+        Alert::Up { down_for } => screen::alert_duration(tr, "alert_up", server, secs(*down_for)),
+        Alert::Reminder { down_for } => {
+            screen::alert_duration(tr, "alert_reminder", server, secs(*down_for))
+        }
     }
 }
 

@@ -1,0 +1,319 @@
+//! Forgotten conferences (SPEC §7.6, §8.1): finding them (participant lists
+//! read a few at a time), the scheduled scan's decision as a pure function
+//! (`Plan::decide`), and the scan itself, run by the server's thread: push
+//! each newly forgotten conference to the operators once, forget those that
+//! recovered, stop those still forgotten `auto_stop_after` after their alert.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+use crate::audit;
+use crate::clock::now_unix_ms;
+use crate::config::Server;
+use crate::html::{escape, shorten};
+use crate::notify::{self, NotifyCmd};
+use crate::screen;
+use crate::shared::Shared;
+use crate::trueconf::{Call, Stopped, TrueConf};
+
+/// Participant lists fetched at once during a search.
+const PARALLEL_FETCHES: usize = 8;
+
+/// Running conferences older than `threshold` that look forgotten (SPEC §7.6):
+/// nobody left, only the owner/moderator left, or nobody with role 2. Each
+/// with `true` when its participants could not be read (shown as unknown).
+pub fn find(client: &TrueConf, calls: Vec<Call>, threshold: Duration) -> Vec<(Call, bool)> {
+    let old: Vec<Call> = calls
+        .into_iter()
+        .filter(|c| Duration::from_secs(c.duration) >= threshold)
+        .collect();
+    let verdicts: Vec<Mutex<Option<Verdict>>> = old.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..PARALLEL_FETCHES.min(old.len()) {
+            let job = || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(call) = old.get(i) else { break };
+                    let verdict = match client.participants(&call.session_id) {
+                        Ok(ps) => {
+                            let leaders = ps.iter().filter(|p| p.role == 2).count();
+                            let forgotten =
+                                ps.is_empty() || leaders == 0 || (ps.len() == 1 && leaders == 1);
+                            if forgotten {
+                                Verdict::Forgotten
+                            } else {
+                                Verdict::Alive
+                            }
+                        }
+                        Err(_) => Verdict::Unknown,
+                    };
+                    *verdicts[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(verdict);
+                }
+            };
+            let spawned = std::thread::Builder::new()
+                .name("forgotten".into())
+                .stack_size(128 * 1024)
+                .spawn_scoped(scope, job);
+            if spawned.is_err() {
+                log::warn!("cannot start a participants thread; fewer run in parallel");
+            }
+        }
+    });
+    old.into_iter()
+        .zip(verdicts)
+        .filter_map(
+            |(call, v)| match v.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                Some(Verdict::Forgotten) => Some((call, false)),
+                Some(Verdict::Unknown) | None => Some((call, true)),
+                Some(Verdict::Alive) => None,
+            },
+        )
+        .collect()
+}
+
+#[derive(Clone, Copy)]
+enum Verdict {
+    Forgotten,
+    Alive,
+    Unknown,
+}
+
+/// What one scheduled scan does, decided from the marks of earlier scans
+/// (session id → when its alert went out, unix ms) and what it found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// The marks to keep (the stops in `due` add theirs by outcome).
+    pub keep: BTreeMap<String, u64>,
+    /// Newly forgotten: tell the operators (indexes into `found`).
+    pub fresh: Vec<usize>,
+    /// Forgotten for the whole grace since their alert: stop them now.
+    pub due: Vec<usize>,
+}
+
+impl Plan {
+    /// `found` as `find` returns it: (conference, participants unknown).
+    pub fn decide(
+        alerted: &BTreeMap<String, u64>,
+        found: &[(Call, bool)],
+        now_ms: u64,
+        grace: Option<Duration>,
+    ) -> Plan {
+        let mut plan = Plan::default();
+        for (i, (call, unknown)) in found.iter().enumerate() {
+            let id = &call.session_id;
+            match (alerted.get(id), unknown) {
+                // Unreadable ones keep their mark, and get none.
+                (Some(&at), true) => {
+                    plan.keep.insert(id.clone(), at);
+                }
+                (None, true) => {}
+                (None, false) => {
+                    plan.fresh.push(i);
+                    plan.keep.insert(id.clone(), now_ms);
+                }
+                (Some(&at), false) => {
+                    let waited = Duration::from_millis(now_ms.saturating_sub(at));
+                    let due = grace.is_some_and(|grace| waited >= grace);
+                    // One without an id cannot be stopped: it keeps its mark.
+                    if due && call.conference_id.is_some() {
+                        plan.due.push(i);
+                    } else {
+                        plan.keep.insert(id.clone(), at);
+                    }
+                }
+            }
+        }
+        // Recovered and ended ones are not in `found`: they lose their mark.
+        plan
+    }
+}
+
+/// The scheduled scan of one server.
+pub fn scan(shared: &Shared, server: &Server, client: &TrueConf, notifier: &Sender<NotifyCmd>) {
+    let settings = &shared.settings;
+    let calls = match client.running_conferences() {
+        Ok(calls) => calls,
+        Err(p) => {
+            log::warn!("server '{}': forgotten scan failed: {p}", server.name);
+            return;
+        }
+    };
+    let found = find(client, calls, settings.forgotten.after);
+    let now = now_unix_ms();
+    let grace = settings.forgotten.auto_stop_after;
+    let alerted = shared.store.server(&server.name).forgotten_alerted;
+    let mut plan = Plan::decide(&alerted, &found, now, grace);
+    for &i in &plan.due {
+        let call = &found[i].0;
+        if !auto_stop(shared, server, client, call) {
+            // Try again after another grace time, not at every scan.
+            plan.keep.insert(call.session_id.clone(), now);
+        }
+    }
+    if !plan.due.is_empty() {
+        let _ = notifier.send(NotifyCmd::Wake);
+    }
+    if !plan.fresh.is_empty() {
+        log::info!(
+            "server '{}': {} conference(s) became forgotten; telling the operators",
+            server.name,
+            plan.fresh.len()
+        );
+    }
+    // The marks and the alerts in one update: a restart neither repeats
+    // nor loses an alert.
+    shared.store.update(|d| {
+        d.servers
+            .entry(server.name.clone())
+            .or_default()
+            .forgotten_alerted = plan.keep;
+        for &i in &plan.fresh {
+            for &chat in &settings.operators {
+                let tr = shared.tr_for(d, chat);
+                let screen = screen::scan_alert(tr, server, &found[i].0, grace);
+                notify::enqueue(d, chat, screen.text, Some(screen.keyboard));
+            }
+        }
+    });
+    if !plan.fresh.is_empty() {
+        let _ = notifier.send(NotifyCmd::Wake);
+    }
+}
+
+/// Stops a forgotten conference and tells the operators; false when the stop failed.
+fn auto_stop(shared: &Shared, server: &Server, client: &TrueConf, call: &Call) -> bool {
+    let id = call.conference_id.clone().unwrap_or_default();
+    let result = client.stop(&id);
+    let outcome = match &result {
+        Ok(Stopped::Stopped) => "stopped".to_string(),
+        Ok(Stopped::NotFound) => "already_ended".to_string(),
+        Err(p) => format!("failed: {p}"),
+    };
+    log::info!(
+        "server '{}': automatic stop of a forgotten conference: {outcome}",
+        server.name
+    );
+    audit::append(
+        &shared.settings.state_dir,
+        &audit::Record::automatic(&server.name, Some(&id), "stop", &outcome),
+    );
+    let (name, eid) = (
+        escape(&shorten(&server.name, 100)),
+        escape(&shorten(&id, 128)),
+    );
+    shared.store.update(|d| {
+        for &chat in &shared.settings.operators {
+            let tr = shared.tr_for(d, chat);
+            let text = match &result {
+                Ok(_) => tr.f("auto_stop_done", &[("name", &name), ("id", &eid)]),
+                Err(p) => tr.f(
+                    "auto_stop_failed",
+                    &[
+                        ("name", &name),
+                        ("id", &eid),
+                        ("reason", &screen::problem_text(tr, p)),
+                    ],
+                ),
+            };
+            notify::enqueue(d, chat, text, None);
+        }
+    });
+    result.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(session: &str, with_id: bool) -> Call {
+        let mut call = Call::default();
+        call.session_id = session.into();
+        call.conference_id = with_id.then(|| format!("c-{session}"));
+        call
+    }
+
+    const MIN: u64 = 60_000;
+
+    /// (marks before, found, now, grace) → (fresh, due, marks kept).
+    #[test]
+    fn the_scan_decides_as_a_table() {
+        let marks = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
+            pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+        };
+        let grace = Some(Duration::from_millis(10 * MIN));
+        let now = 100 * MIN;
+        type Case<'a> = (
+            &'a str,
+            BTreeMap<String, u64>,
+            Vec<(Call, bool)>,
+            Option<Duration>,
+            (Vec<usize>, Vec<usize>, BTreeMap<String, u64>),
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "new ones are fresh and marked now",
+                marks(&[]),
+                vec![(call("a", true), false)],
+                grace,
+                (vec![0], vec![], marks(&[("a", now)])),
+            ),
+            (
+                "within the grace: kept with the old mark",
+                marks(&[("a", now - 9 * MIN)]),
+                vec![(call("a", true), false)],
+                grace,
+                (vec![], vec![], marks(&[("a", now - 9 * MIN)])),
+            ),
+            (
+                "after the grace: due, and no mark until the stop says",
+                marks(&[("a", now - 10 * MIN)]),
+                vec![(call("a", true), false)],
+                grace,
+                (vec![], vec![0], marks(&[])),
+            ),
+            (
+                "no auto-stop: never due",
+                marks(&[("a", 0)]),
+                vec![(call("a", true), false)],
+                None,
+                (vec![], vec![], marks(&[("a", 0)])),
+            ),
+            (
+                "no conference id: cannot be stopped, keeps its mark",
+                marks(&[("a", 0)]),
+                vec![(call("a", false), false)],
+                grace,
+                (vec![], vec![], marks(&[("a", 0)])),
+            ),
+            (
+                "unknown participants keep a mark and get none",
+                marks(&[("a", 5)]),
+                vec![(call("a", true), true), (call("b", true), true)],
+                grace,
+                (vec![], vec![], marks(&[("a", 5)])),
+            ),
+            (
+                "recovered or ended ones lose their mark",
+                marks(&[("gone", 5)]),
+                vec![],
+                grace,
+                (vec![], vec![], marks(&[])),
+            ),
+            (
+                "a mark from the future (clock set back) is not due",
+                marks(&[("a", now + 60 * MIN)]),
+                vec![(call("a", true), false)],
+                grace,
+                (vec![], vec![], marks(&[("a", now + 60 * MIN)])),
+            ),
+        ];
+        for (name, alerted, found, grace, (fresh, due, keep)) in cases {
+            let plan = Plan::decide(&alerted, &found, now, grace);
+            assert_eq!(plan, Plan { keep, fresh, due }, "{name}");
+        }
+    }
+}
