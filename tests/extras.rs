@@ -347,7 +347,7 @@ fn switch_monitoring(bot: &Bot, user: i64, on: bool) {
         .into_iter()
         .rev()
         .find(|m| m.plain.contains("Monitoring is"));
-    let status = open.unwrap_or_else(|| bot.open(user, "Main", "Status"));
+    let status = open.unwrap_or_else(|| bot.open(user, user, "Main", "Status"));
     let (label, after) = if on {
         ("Turn monitoring on", "Monitoring is on")
     } else {
@@ -367,7 +367,7 @@ fn stops_and_monitoring_switches_are_audited() {
         Conf::running("room1", 600),
         Conf::running("room2", 600),
     ]);
-    let list = bot.open(OP, "Main", "Running conferences");
+    let list = bot.open(OP, OP, "Main", "Running conferences");
     bot.click(OP, OP, &list, "Stop room1");
     let confirm = bot.wait(OP, |m| {
         m.message_id == list.message_id && m.plain.starts_with("Stop this conference?")
@@ -414,7 +414,7 @@ fn audit_shows_the_entries_newest_first_to_operators_only() {
     let bot = Bot::start(vec![Srv::new("Main")]);
     bot.srv(0)
         .set_conferences(vec![Conf::running("room1", 600)]);
-    let list = bot.open(OP2, "Main", "Running conferences");
+    let list = bot.open(OP2, OP2, "Main", "Running conferences");
     bot.click(OP2, OP2, &list, "Stop room1");
     let confirm = bot.wait(OP2, |m| {
         m.message_id == list.message_id && m.plain.starts_with("Stop this conference?")

@@ -185,7 +185,11 @@ fn a_corrupt_state_file_is_replaced_and_the_bot_serves() {
 
 #[test]
 fn telegram_errors_on_polling_are_survived_without_a_busy_loop() {
-    let bot = Bot::start(vec![Srv::new("Main")]);
+    let setup = Setup {
+        tables: timing(&[("backoff_first_ms", 200), ("backoff_max_ms", 5000)]),
+        ..Setup::default()
+    };
+    let bot = Bot::start_with(vec![Srv::new("Main")], setup);
     let tg = &bot.tg;
     let before = tg.calls_to("getupdates").len();
     tg.script("getUpdates", Reply::bad_gateway_html());
@@ -200,7 +204,7 @@ fn telegram_errors_on_polling_are_survived_without_a_busy_loop() {
         },
     );
     // The held poll ends after its 1 s timeout; then the four failures, with
-    // backoff 1 s, 2 s, retry_after 1 s, 4 s; then a normal poll.
+    // backoff 200 ms, 400 ms, retry_after 1 s, 800 ms; then a normal poll.
     let polls = tg.wait_count(Duration::from_secs(20), "getupdates", before + 5);
     assert_eq!(polls.len(), before + 5, "the bot stopped polling");
     bot.start_chat(OP);
@@ -209,13 +213,13 @@ fn telegram_errors_on_polling_are_survived_without_a_busy_loop() {
         .windows(2)
         .map(|w| w[1].at.duration_since(w[0].at).as_millis())
         .collect();
-    assert!(gaps[0] >= 900 && gaps[1] >= 1900, "no backoff: {gaps:?} ms");
+    assert!(gaps[0] >= 190 && gaps[1] >= 390, "no backoff: {gaps:?} ms");
     assert!(
-        gaps[2] >= 900 && gaps[2] < 1900,
+        gaps[2] >= 990 && gaps[2] < 1900,
         "retry_after not honoured: {gaps:?} ms"
     );
     assert!(
-        gaps[3] >= 3900,
+        gaps[3] >= 790,
         "no backoff after a broken answer: {gaps:?} ms"
     );
     assert_eq!(tg.concurrent_polls(), 0);

@@ -98,8 +98,34 @@ pub fn settings_text(
         ));
     }
     text.push_str(tables);
+    if !tables.contains("[timing]") {
+        text.push_str(FAST_TIMING);
+    }
     text
 }
+
+/// `FAST_TIMING` with some keys set otherwise (for tests that measure a wait).
+pub fn timing(overrides: &[(&str, u64)]) -> String {
+    let mut text = String::from("\n[timing]\n");
+    for line in FAST_TIMING.lines().filter(|l| l.contains(" = ")) {
+        let key = line.split(" = ").next().unwrap_or("");
+        if !overrides.iter().any(|(k, _)| *k == key) {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    for (key, ms) in overrides {
+        text.push_str(&format!("{key} = {ms}\n"));
+    }
+    text
+}
+
+/// Waits in milliseconds instead of production's seconds (`Timing`), so that
+/// no test waits out a production constant. A test that needs other values
+/// gives its own `[timing]` table.
+pub const FAST_TIMING: &str = "\n[timing]\nconnect_ms = 1000\nrequest_ms = 2000\nsend_ms = 3000\n\
+    poll_grace_ms = 1000\noverview_ms = 1500\ncheck_ms = 3000\ncheck_step_ms = 1000\n\
+    backoff_first_ms = 50\nbackoff_max_ms = 500\npace_ms = 50\n";
 
 /// The bot running in this process (through `run`), with its fakes.
 pub struct Bot {
@@ -165,6 +191,7 @@ impl Bot {
     /// Stops the bot and waits for it.
     pub fn stop(&mut self) -> Result<(), Error> {
         self.shutdown.trigger();
+        self.tg.release_polls();
         match self.thread.take() {
             Some(t) => t.join().expect("run() panicked"),
             None => Ok(()),
@@ -180,25 +207,45 @@ impl Bot {
     pub fn srv(&self, i: usize) -> &FakeTrueConf {
         &self.servers[i].fake
     }
+}
+
+/// Driving a chat like a person: one set of helpers for every test file,
+/// for the bot in this process (`Bot`) and the real binary (`FakeTelegram`).
+/// Failures print the chat's transcript.
+pub trait Drive {
+    fn fake_tg(&self) -> &FakeTelegram;
 
     /// A user writes in a chat (private when chat == user).
-    pub fn say(&self, user: i64, chat: i64, text: &str) {
-        self.tg.push_message(user, chat, text, None);
+    fn say(&self, user: i64, chat: i64, text: &str) {
+        self.fake_tg().push_message(user, chat, text, None);
     }
 
-    /// `/start` in the user's private chat; returns the picker message.
-    pub fn start_chat(&self, user: i64) -> Msg {
-        let before = self.tg.history(user).len();
-        self.say(user, user, "/start");
-        self.wait(user, |m| {
-            m.message_id > before as i64 && m.plain.contains("Choose a server")
+    /// `/start` in the user's private chat; returns the new picker.
+    #[track_caller]
+    fn start_chat(&self, user: i64) -> Msg {
+        self.start_in(user, user)
+    }
+
+    /// `/start` in `chat` (a group when it is not the user's); the new picker.
+    #[track_caller]
+    fn start_in(&self, user: i64, chat: i64) -> Msg {
+        let last = self
+            .fake_tg()
+            .messages(chat)
+            .iter()
+            .map(|m| m.message_id)
+            .max()
+            .unwrap_or(0);
+        self.say(user, chat, "/start");
+        self.wait(chat, |m| {
+            m.message_id > last && m.plain.contains("Choose a server")
         })
     }
 
     /// Waits until a message in `chat` satisfies `pred`; fails with the transcript.
     #[track_caller]
-    pub fn wait(&self, chat: i64, pred: impl Fn(&Msg) -> bool) -> Msg {
-        match self.tg.wait_message(WAIT, chat, pred) {
+    fn wait(&self, chat: i64, pred: impl Fn(&Msg) -> bool) -> Msg {
+        match self.fake_tg().wait_message(WAIT, chat, pred) {
             Some(m) => m,
             None => panic!(
                 "expected message not seen in chat {chat}; transcript:\n{}",
@@ -209,48 +256,77 @@ impl Bot {
 
     /// Waits until the message with this id shows `needle` in its plain text.
     #[track_caller]
-    pub fn wait_text(&self, chat: i64, message_id: i64, needle: &str) -> Msg {
+    fn wait_text(&self, chat: i64, message_id: i64, needle: &str) -> Msg {
         self.wait(chat, |m| {
             m.message_id == message_id && m.plain.contains(needle)
         })
     }
 
-    /// Presses the first button whose label contains `label` on message `msg`,
-    /// as `user`; waits for the press to be answered; returns the callback id.
+    /// The version of `msg` after its next edit(s) that shows `needle`.
     #[track_caller]
-    pub fn click(&self, user: i64, chat: i64, msg: &Msg, label: &str) -> String {
-        let (_, data) = msg.button(label).unwrap_or_else(|| {
-            panic!(
-                "no button '{label}' on message:\n{}\nbuttons: {:?}",
-                msg.plain, msg.buttons
-            )
-        });
-        self.press(user, chat, msg.message_id, &data)
+    fn edited(&self, chat: i64, msg: &Msg, needle: &str) -> Msg {
+        let (id, edits) = (msg.message_id, msg.edits);
+        self.wait(chat, |m| {
+            m.message_id == id && m.edits > edits && m.plain.contains(needle)
+        })
     }
 
-    /// A raw button press; waits for its answerCallbackQuery.
+    /// A raw button press; waits for its answerCallbackQuery; returns the callback id.
     #[track_caller]
-    pub fn press(&self, user: i64, chat: i64, message_id: i64, data: &str) -> String {
-        let id = self.tg.push_callback(user, chat, message_id, data, None);
-        let answered = self.tg.wait_for(WAIT, |c| {
+    fn press(&self, user: i64, chat: i64, message_id: i64, data: &str) -> String {
+        let tg = self.fake_tg();
+        let id = tg.push_callback(user, chat, message_id, data, None);
+        let answered = tg.wait_for(WAIT, |c| {
             c.method == "answercallbackquery" && c.str("callback_query_id").as_deref() == Some(&id)
         });
         assert!(answered.is_some(), "press {data:?} was not answered");
         id
     }
 
+    /// Presses the button `label` (see `data`) on `msg` as `user`; returns the callback id.
+    #[track_caller]
+    fn click(&self, user: i64, chat: i64, msg: &Msg, label: &str) -> String {
+        self.press(user, chat, msg.message_id, &data(msg, label))
+    }
+
+    /// Presses the button `label` on `msg`; returns the message once an edit shows `needle`.
+    #[track_caller]
+    fn tap(&self, user: i64, chat: i64, msg: &Msg, label: &str, needle: &str) -> Msg {
+        self.click(user, chat, msg, label);
+        self.edited(chat, msg, needle)
+    }
+
+    /// `/start` in `chat`, the server `server`, then the menu entry `entry`;
+    /// returns the screen shown after it.
+    #[track_caller]
+    fn open(&self, user: i64, chat: i64, server: &str, entry: &str) -> Msg {
+        let picker = self.start_in(user, chat);
+        let menu = self.tap(user, chat, &picker, server, "What would you like to see?");
+        self.tap(user, chat, &menu, entry, "")
+    }
+
     /// The answerCallbackQuery for a press.
-    pub fn answer(&self, callback_id: &str) -> Call {
-        self.tg
+    #[track_caller]
+    fn answer(&self, callback_id: &str) -> Call {
+        self.fake_tg()
             .calls_to("answercallbackquery")
             .into_iter()
             .find(|c| c.str("callback_query_id").as_deref() == Some(callback_id))
             .expect("answered")
     }
 
+    /// The toast of an answered press (`None`: answered silently).
+    fn toast(&self, callback_id: &str) -> Option<String> {
+        self.fake_tg()
+            .calls_to("answercallbackquery")
+            .into_iter()
+            .find(|c| c.str("callback_query_id").as_deref() == Some(callback_id))
+            .and_then(|c| c.str("text"))
+    }
+
     /// Every message of a chat, for failure output.
-    pub fn transcript(&self, chat: i64) -> String {
-        self.tg
+    fn transcript(&self, chat: i64) -> String {
+        self.fake_tg()
             .history(chat)
             .iter()
             .map(|m| {
@@ -262,24 +338,46 @@ impl Bot {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
 
-    /// Picker → server menu → a menu entry; returns the screen after it.
-    #[track_caller]
-    pub fn open(&self, user: i64, server: &str, entry: &str) -> Msg {
-        let picker = self.start_chat(user);
-        self.click(user, user, &picker, server);
-        let menu = self.wait_text(user, picker.message_id, "What would you like to see?");
-        let edits = menu.edits;
-        self.click(user, user, &menu, entry);
-        self.wait(user, |m| {
-            m.message_id == picker.message_id && m.edits > edits
-        })
+impl Drive for FakeTelegram {
+    fn fake_tg(&self) -> &FakeTelegram {
+        self
     }
+}
+
+impl Drive for Bot {
+    fn fake_tg(&self) -> &FakeTelegram {
+        &self.tg
+    }
+}
+
+/// The callback_data of the button labelled `label` (exactly, else the
+/// first whose label contains it).
+#[track_caller]
+pub fn data(msg: &Msg, label: &str) -> String {
+    let buttons = msg.all_buttons();
+    let exact = buttons.iter().find(|(l, _)| l == label);
+    exact
+        .or_else(|| buttons.iter().find(|(l, _)| l.contains(label)))
+        .map(|(_, d)| d.clone())
+        .unwrap_or_else(|| {
+            panic!(
+                "no button {label:?} on:\n{}\nbuttons: {:?}",
+                msg.plain, msg.buttons
+            )
+        })
+}
+
+/// The labels of every button of a message.
+pub fn labels(msg: &Msg) -> Vec<String> {
+    msg.all_buttons().into_iter().map(|(l, _)| l).collect()
 }
 
 impl Drop for Bot {
     fn drop(&mut self) {
         self.shutdown.trigger();
+        self.tg.release_polls();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

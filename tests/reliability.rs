@@ -49,100 +49,6 @@ const STATIC_TOKEN: &str = "static-SEKRET-4c1d9e0b7a52f3e6";
 // ---------------------------------------------------------------------------
 // Helpers: chats on a fake Telegram (for the harness bot and the real binary)
 
-fn transcript(tg: &FakeTelegram, chat: i64) -> String {
-    tg.history(chat)
-        .iter()
-        .map(|m| format!("--- #{} (edits {})\n{}", m.message_id, m.edits, m.plain))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-#[track_caller]
-fn wait_msg(tg: &FakeTelegram, chat: i64, pred: impl Fn(&Msg) -> bool) -> Msg {
-    tg.wait_message(WAIT, chat, pred).unwrap_or_else(|| {
-        panic!(
-            "expected message not seen in chat {chat}; transcript:\n{}",
-            transcript(tg, chat)
-        )
-    })
-}
-
-/// `/start` in the user's private chat; returns the new picker.
-#[track_caller]
-fn start_chat(tg: &FakeTelegram, user: i64) -> Msg {
-    let last = tg
-        .messages(user)
-        .iter()
-        .map(|m| m.message_id)
-        .max()
-        .unwrap_or(0);
-    tg.push_message(user, user, "/start", None);
-    wait_msg(tg, user, |m| {
-        m.message_id > last && m.plain.contains("Choose a server")
-    })
-}
-
-/// The callback_data of the first button whose label contains `label`.
-#[track_caller]
-fn button(msg: &Msg, label: &str) -> String {
-    msg.button(label).map(|(_, d)| d).unwrap_or_else(|| {
-        panic!(
-            "no button {label:?} on:\n{}\nbuttons: {:?}",
-            msg.plain, msg.buttons
-        )
-    })
-}
-
-fn answered(tg: &FakeTelegram, callback_id: &str, within: Duration) -> bool {
-    tg.wait_for(within, |c| {
-        c.method == "answercallbackquery"
-            && c.str("callback_query_id").as_deref() == Some(callback_id)
-    })
-    .is_some()
-}
-
-/// A raw press; waits until it is answered; returns the callback id.
-#[track_caller]
-fn press(tg: &FakeTelegram, user: i64, chat: i64, message_id: i64, data: &str) -> String {
-    let id = tg.push_callback(user, chat, message_id, data, None);
-    assert!(answered(tg, &id, WAIT), "press {data:?} was not answered");
-    id
-}
-
-/// The toast of an answered press (`None`: answered silently).
-fn toast(tg: &FakeTelegram, callback_id: &str) -> Option<String> {
-    tg.calls_to("answercallbackquery")
-        .into_iter()
-        .find(|c| c.str("callback_query_id").as_deref() == Some(callback_id))
-        .and_then(|c| c.str("text"))
-}
-
-/// Presses the button labelled with `label` on `msg`; returns the message
-/// after a later edit that shows `needle`.
-#[track_caller]
-fn tap(tg: &FakeTelegram, user: i64, chat: i64, msg: &Msg, label: &str, needle: &str) -> Msg {
-    press(tg, user, chat, msg.message_id, &button(msg, label));
-    let (id, edits) = (msg.message_id, msg.edits);
-    wait_msg(tg, chat, |m| {
-        m.message_id == id && m.edits > edits && m.plain.contains(needle)
-    })
-}
-
-/// `/start`, the server, then a menu entry; the screen after it.
-#[track_caller]
-fn open(tg: &FakeTelegram, user: i64, server: &str, entry: &str) -> Msg {
-    let picker = start_chat(tg, user);
-    let menu = tap(
-        tg,
-        user,
-        user,
-        &picker,
-        server,
-        "What would you like to see?",
-    );
-    tap(tg, user, user, &menu, entry, "")
-}
-
 fn token_requests(fake: &FakeTrueConf) -> usize {
     fake.requests()
         .iter()
@@ -649,7 +555,11 @@ fn expected_toast(user: i64, press: Option<&Press>, configured: &[String]) -> Op
 
 #[test]
 fn a_run_of_poll_failures_backs_off_doubling_and_a_success_resets_it() {
-    let bot = Bot::start(vec![Srv::new("Main")]);
+    let setup = Setup {
+        tables: timing(&[("backoff_first_ms", 200), ("backoff_max_ms", 5000)]),
+        ..Setup::default()
+    };
+    let bot = Bot::start_with(vec![Srv::new("Main")], setup);
     let tg = &bot.tg;
     let before = tg.calls_to("getupdates").len();
     tg.script("getUpdates", Reply::error(502, "Bad Gateway"));
@@ -665,7 +575,7 @@ fn a_run_of_poll_failures_backs_off_doubling_and_a_success_resets_it() {
     // The fourth poll succeeds (and is held its 1 s); the next ones fail again.
     let fourth = tg.wait_count(Duration::from_secs(20), "getupdates", before + 4);
     assert_eq!(fourth.len(), before + 4, "the bot stopped polling");
-    tg.script("getUpdates", Reply::too_many_requests(3));
+    tg.script("getUpdates", Reply::too_many_requests(2));
     tg.script("getUpdates", Reply::bad_gateway_html());
     let polls = tg.wait_count(Duration::from_secs(20), "getupdates", before + 7);
     assert_eq!(polls.len(), before + 7, "the bot stopped polling");
@@ -674,17 +584,18 @@ fn a_run_of_poll_failures_backs_off_doubling_and_a_success_resets_it() {
         .map(|w| w[1].at.duration_since(w[0].at))
         .collect();
     let secs = |s: f64| Duration::from_secs_f64(s);
-    // 502 → 1 s, 500 → 2 s, 409 → 4 s: doubling, so a long outage costs few polls.
+    // 502 → 200 ms, 500 → 400 ms, 409 → 800 ms: doubling, so a long outage
+    // costs few polls.
     assert!(
-        gaps[0] >= secs(0.9) && gaps[1] >= secs(1.9) && gaps[2] >= secs(3.9),
+        gaps[0] >= secs(0.19) && gaps[1] >= secs(0.39) && gaps[2] >= secs(0.79),
         "no doubling backoff: {gaps:?}"
     );
-    // After the success: the 429's retry_after (3 s) is honoured although the
-    // reset backoff would wait 1 s…
-    assert!(gaps[4] >= secs(2.9), "retry_after not honoured: {gaps:?}");
-    // …and the 502 after it waits 1 s again, not the 8 s the run had reached.
+    // After the success: the 429's retry_after (2 s) is honoured although the
+    // reset backoff would wait 200 ms…
+    assert!(gaps[4] >= secs(1.99), "retry_after not honoured: {gaps:?}");
+    // …and the 502 after it waits 200 ms again, not the 1.6 s the run had reached.
     assert!(
-        gaps[5] >= secs(0.9) && gaps[5] < secs(6.0),
+        gaps[5] >= secs(0.19) && gaps[5] < secs(1.2),
         "the backoff was not reset by the success: {gaps:?}"
     );
     bot.start_chat(OP);
@@ -706,8 +617,13 @@ fn a_long_poll_cut_off_mid_way_and_an_outage_of_resets_are_retried_with_backoff(
     let servers = [Srv::new("Main")];
     let text = settings_text(&tg, &dir, &servers, "", "")
         .replace(&tg.base_url(), &relay.url())
-        // A long poll held 5 s: the cut surely comes in the middle of one.
-        .replace("tg-poll-timeout = 1\n", "tg-poll-timeout = 5\n");
+        // A long poll held 2 s: the cut surely comes in the middle of one.
+        // The backoff outlasts it, so the fake never holds two polls at once.
+        .replace("tg-poll-timeout = 1\n", "tg-poll-timeout = 2\n")
+        .replace(
+            FAST_TIMING,
+            &timing(&[("backoff_first_ms", 500), ("backoff_max_ms", 5000)]),
+        );
     std::fs::write(&settings, text).unwrap();
     let _bot = InProcess::start(&settings);
     assert!(!tg.wait_count(WAIT, "getupdates", 1).is_empty(), "no poll");
@@ -734,22 +650,22 @@ fn a_long_poll_cut_off_mid_way_and_an_outage_of_resets_are_retried_with_backoff(
     let (first, second) = (resets[0].0, resets[1].0);
     let resumed = back[polls].at;
     // The dropped poll, then each reset, is followed by a doubling wait:
-    // 1 s, 2 s, 4 s — no busy loop while the network is down.
+    // 500 ms, 1 s, 2 s — no busy loop while the network is down.
     assert!(
-        first.duration_since(cut_at) >= Duration::from_millis(900),
+        first.duration_since(cut_at) >= Duration::from_millis(490),
         "retried at once after the cut"
     );
     assert!(
-        second.duration_since(first) >= Duration::from_millis(1900),
+        second.duration_since(first) >= Duration::from_millis(990),
         "no backoff after a reset"
     );
     assert!(
-        resumed.duration_since(second) >= Duration::from_millis(3900),
+        resumed.duration_since(second) >= Duration::from_millis(1990),
         "no backoff after the second reset"
     );
     assert_eq!(relay.resets().len(), 2, "polled during the backoff");
 
-    start_chat(&tg, OP);
+    tg.start_chat(OP);
     assert_eq!(tg.concurrent_polls(), 0);
 }
 
@@ -763,12 +679,13 @@ fn a_poll_answer_that_never_comes_times_out_and_polling_resumes() {
     let hung = tg.wait_count(WAIT, "getupdates", before + 1);
     assert_eq!(hung.len(), before + 1, "the bot stopped polling");
     bot.say(OP, OP, "/start");
-    // The bot gives up after poll timeout + 15 s = 16 s, waits 1 s, polls again.
+    // The bot gives up after poll timeout + poll_grace (1 s + 1 s in the
+    // tests' timing), backs off, polls again.
     let polls = tg.wait_count(Duration::from_secs(30), "getupdates", before + 2);
     assert_eq!(polls.len(), before + 2, "polling did not resume");
     let waited = polls[before + 1].at.duration_since(hung[before].at);
     assert!(
-        waited >= Duration::from_secs(15),
+        waited >= Duration::from_millis(1950),
         "a poll was given up before its timeout: {waited:?}"
     );
     bot.wait(OP, |m| m.plain.contains("Choose a server"));
@@ -824,7 +741,7 @@ fn a_token_endpoint_that_fails_or_never_answers_is_reported_and_nothing_else_wai
     srv.fake.script("/oauth2", ApiReply::html(502));
     let bot = Bot::start(vec![srv]);
     let (tg, fake) = (&bot.tg, bot.srv(0));
-    let screen = open(tg, OP, "Main", "Running conferences");
+    let screen = tg.open(OP, OP, "Main", "Running conferences");
     assert_eq!(
         screen.plain,
         "🖥 Main\n⚠️ The server gave an unexpected answer (HTTP 502)."
@@ -832,24 +749,17 @@ fn a_token_endpoint_that_fails_or_never_answers_is_reported_and_nothing_else_wai
 
     // Now the endpoint takes the request and never answers.
     fake.script("/oauth2", ApiReply::Hang(Duration::from_secs(300)));
-    press(tg, OP, OP, screen.message_id, &button(&screen, "Try again"));
+    tg.press(OP, OP, screen.message_id, &data(&screen, "Try again"));
     let hung = fake.wait_requests(WAIT, |r| r.path == "/oauth2/v1/token", 2);
     assert_eq!(hung.len(), 2, "no second token request");
     // Meanwhile the poller serves everyone else.
-    start_chat(tg, OP2);
+    tg.start_chat(OP2);
     let timed_out = tg.wait_message(Duration::from_secs(30), OP, |m| {
         m.message_id == screen.message_id && m.plain.contains(ERR_TIMEOUT)
     });
-    let timed_out = timed_out.unwrap_or_else(|| panic!("{}", transcript(tg, OP)));
+    let timed_out = timed_out.unwrap_or_else(|| panic!("{}", tg.transcript(OP)));
     assert_eq!(timed_out.plain, format!("🖥 Main\n⚠️ {ERR_TIMEOUT}"));
-    let list = tap(
-        tg,
-        OP,
-        OP,
-        &timed_out,
-        "Try again",
-        "Running conferences: 1",
-    );
+    let list = tg.tap(OP, OP, &timed_out, "Try again", "Running conferences: 1");
     assert!(list.plain.contains("alpha"));
 }
 
@@ -859,7 +769,7 @@ fn credentials_revoked_mid_session_are_reported_without_hammering_and_recover() 
     srv.fake.set_conferences(vec![Conf::running("alpha", 4000)]);
     let bot = Bot::start(vec![srv]);
     let (tg, fake) = (&bot.tg, bot.srv(0));
-    let list = open(tg, OP, "Main", "Running conferences");
+    let list = tg.open(OP, OP, "Main", "Running conferences");
     assert!(
         list.plain.contains("Running conferences: 1"),
         "{}",
@@ -869,7 +779,7 @@ fn credentials_revoked_mid_session_are_reported_without_hammering_and_recover() 
 
     fake.set_credentials_valid(false);
     fake.expire_tokens();
-    let refused = tap(tg, OP, OP, &list, "Refresh", "credentials");
+    let refused = tg.tap(OP, OP, &list, "Refresh", "credentials");
     assert_eq!(refused.plain, format!("🖥 Main\n⚠️ {ERR_CREDENTIALS}"));
     // One refused call, one new token asked for, nothing more.
     assert_eq!(token_requests(fake), tokens + 1);
@@ -878,13 +788,7 @@ fn credentials_revoked_mid_session_are_reported_without_hammering_and_recover() 
     // Trying again asks for a token once more, and makes no call without one.
     // (The screen is the same, so its edit is "not modified": wait for the call.)
     let edits = tg.calls_to("editmessagetext").len();
-    press(
-        tg,
-        OP,
-        OP,
-        refused.message_id,
-        &button(&refused, "Try again"),
-    );
+    tg.press(OP, OP, refused.message_id, &data(&refused, "Try again"));
     assert_eq!(
         tg.wait_count(WAIT, "editmessagetext", edits + 1).len(),
         edits + 1
@@ -893,7 +797,7 @@ fn credentials_revoked_mid_session_are_reported_without_hammering_and_recover() 
     assert_eq!(api_calls(fake, "/logs/calls"), calls + 1);
     // The credentials are back: the next try shows the list.
     fake.set_credentials_valid(true);
-    let back = tap(tg, OP, OP, &refused, "Try again", "Running conferences: 1");
+    let back = tg.tap(OP, OP, &refused, "Try again", "Running conferences: 1");
     assert!(back.plain.contains("alpha"));
     assert_eq!(api_calls(fake, "/logs/calls"), calls + 2);
 }
@@ -923,15 +827,15 @@ fn api_answers_that_are_not_the_expected_json_are_reported_as_such() {
         status(200, json, "null"),
         status(204, json, ""),
     ];
-    let mut screen = open(tg, OP, "Main", "Running conferences");
+    let mut screen = tg.open(OP, OP, "Main", "Running conferences");
     for reply in bad.clone() {
         fake.script("/api/v3.3/logs/calls", reply);
-        let failed = tap(tg, OP, OP, &screen, "Refresh", "⚠️");
+        let failed = tg.tap(OP, OP, &screen, "Refresh", "⚠️");
         assert_eq!(failed.plain, format!("🖥 Main\n⚠️ {ERR_BAD_ANSWER}"));
-        screen = tap(tg, OP, OP, &failed, "Try again", "Running conferences: 1");
+        screen = tg.tap(OP, OP, &failed, "Try again", "Running conferences: 1");
     }
-    let menu = tap(tg, OP, OP, &screen, "Back", "What would you like");
-    let mut screen = tap(tg, OP, OP, &menu, "Users online", "Users online: 5 of 10.");
+    let menu = tg.tap(OP, OP, &screen, "Back", "What would you like");
+    let mut screen = tg.tap(OP, OP, &menu, "Users online", "Users online: 5 of 10.");
     let users_bad = [
         bad[0].clone(),
         status(
@@ -943,9 +847,9 @@ fn api_answers_that_are_not_the_expected_json_are_reported_as_such() {
     ];
     for reply in users_bad {
         fake.script("/api/v3.3/users", reply);
-        let failed = tap(tg, OP, OP, &screen, "Refresh", "⚠️");
+        let failed = tg.tap(OP, OP, &screen, "Refresh", "⚠️");
         assert_eq!(failed.plain, format!("🖥 Main\n⚠️ {ERR_BAD_ANSWER}"));
-        screen = tap(tg, OP, OP, &failed, "Try again", "Users online: 5 of 10.");
+        screen = tg.tap(OP, OP, &failed, "Try again", "Users online: 5 of 10.");
     }
     assert_eq!(stop_posts(fake), 0);
 }
@@ -977,7 +881,7 @@ fn call_log_rows_with_missing_null_or_odd_fields_are_listed_with_placeholders() 
     ]});
     let script = || fake.script("/api/v3.3/logs/calls", ApiReply::json(200, rows.clone()));
     script();
-    let list = open(tg, OP, "Main", "Running conferences");
+    let list = tg.open(OP, OP, "Main", "Running conferences");
     assert!(
         list.plain.contains("Running conferences: 5"),
         "{}",
@@ -1013,8 +917,8 @@ fn call_log_rows_with_missing_null_or_odd_fields_are_listed_with_placeholders() 
     script();
     let key = conference_key(&sid("blank"));
     let forged = Press::Stop(short_key("Main"), key, List::Running).encode();
-    press(tg, OP, OP, list.message_id, &forged);
-    wait_msg(tg, OP, |m| {
+    tg.press(OP, OP, list.message_id, &forged);
+    tg.wait(OP, |m| {
         m.message_id == list.message_id
             && m.edits > list.edits
             && m.plain
@@ -1029,9 +933,8 @@ fn call_log_rows_with_missing_null_or_odd_fields_are_listed_with_placeholders() 
 /// A running conference list ready for a stop: the confirmation screen.
 #[track_caller]
 fn confirm_stop(d: &Deployed, name: &str) -> Msg {
-    let list = open(&d.tg, OP, "Main", "Running conferences");
-    tap(
-        &d.tg,
+    let list = d.tg.open(OP, OP, "Main", "Running conferences");
+    d.tg.tap(
         OP,
         OP,
         &list,
@@ -1055,14 +958,14 @@ fn killed_while_its_stop_request_hangs_the_restarted_bot_stops_the_conference_on
     let (tg, fake) = (&d.tg, d.fake(0));
     let mut bot = d.start();
     let confirm = confirm_stop(&d, "alpha");
-    let yes = button(&confirm, "Yes, stop");
+    let yes = data(&confirm, "Yes, stop");
 
     // The stop request reaches the server, which never answers it.
     fake.script(
         "/api/v3.3/conferences",
         ApiReply::Hang(Duration::from_secs(300)),
     );
-    press(tg, OP, OP, confirm.message_id, &yes);
+    tg.press(OP, OP, confirm.message_id, &yes);
     assert_eq!(fake.wait_requests(WAIT, is_stop_post, 1).len(), 1);
     bot.kill9();
     assert!(
@@ -1075,13 +978,13 @@ fn killed_while_its_stop_request_hangs_the_restarted_bot_stops_the_conference_on
     // that: the worker's screen for another admin comes after it.
     let _bot = d.start();
     assert!(wait_until(WAIT, || tg.pending_updates() == 0));
-    open(tg, OP2, "Main", "Status");
+    tg.open(OP2, OP2, "Main", "Status");
     // If it was not given again, the admin taps the button still on the
     // screen. Either way the conference is stopped once, and the admin sees it.
     if fake.stop_requests().is_empty() {
-        press(tg, OP, OP, confirm.message_id, &yes);
+        tg.press(OP, OP, confirm.message_id, &yes);
     }
-    let done = wait_msg(tg, OP, |m| {
+    let done = tg.wait(OP, |m| {
         m.message_id == confirm.message_id && m.plain.contains("alpha has been stopped")
     });
     assert!(
@@ -1090,8 +993,8 @@ fn killed_while_its_stop_request_hangs_the_restarted_bot_stops_the_conference_on
         done.plain
     );
     // The button is stale now: a further tap stops nothing.
-    press(tg, OP, OP, confirm.message_id, &yes);
-    wait_msg(tg, OP, |m| {
+    tg.press(OP, OP, confirm.message_id, &yes);
+    tg.wait(OP, |m| {
         m.message_id == confirm.message_id
             && m.edits > done.edits
             && m.plain.starts_with(NO_LONGER_RUNNING)
@@ -1113,14 +1016,14 @@ fn killed_after_the_server_stopped_it_the_restarted_bot_says_it_is_gone() {
     let (tg, fake) = (&d.tg, d.fake(0));
     let mut bot = d.start();
     let confirm = confirm_stop(&d, "alpha");
-    let yes = button(&confirm, "Yes, stop");
+    let yes = data(&confirm, "Yes, stop");
 
     // The server carries the stop out a moment later; the bot dies before the answer.
     fake.script(
         "/api/v3.3/conferences",
         ApiReply::Hang(Duration::from_secs(2)),
     );
-    press(tg, OP, OP, confirm.message_id, &yes);
+    tg.press(OP, OP, confirm.message_id, &yes);
     assert_eq!(fake.wait_requests(WAIT, is_stop_post, 1).len(), 1);
     bot.kill9();
     assert!(
@@ -1129,8 +1032,8 @@ fn killed_after_the_server_stopped_it_the_restarted_bot_says_it_is_gone() {
     );
 
     let _bot = d.start();
-    press(tg, OP, OP, confirm.message_id, &yes);
-    let gone = wait_msg(tg, OP, |m| {
+    tg.press(OP, OP, confirm.message_id, &yes);
+    let gone = tg.wait(OP, |m| {
         m.message_id == confirm.message_id && m.plain.starts_with(NO_LONGER_RUNNING)
     });
     assert!(
@@ -1145,15 +1048,9 @@ fn killed_after_the_server_stopped_it_the_restarted_bot_says_it_is_gone() {
 #[test]
 fn a_torn_state_file_is_set_aside_and_a_torn_temp_file_is_ignored() {
     let mut bot = Bot::start(vec![Srv::new("Main")]);
-    let status = open(&bot.tg, OP, "Main", "Status");
-    tap(
-        &bot.tg,
-        OP,
-        OP,
-        &status,
-        "Turn monitoring on",
-        "Monitoring is on",
-    );
+    let status = bot.tg.open(OP, OP, "Main", "Status");
+    bot.tg
+        .tap(OP, OP, &status, "Turn monitoring on", "Monitoring is on");
     bot.stop().unwrap();
     let path = bot.dir.join("state/state.json");
     let tmp = bot.dir.join("state/state.json.tmp");
@@ -1164,7 +1061,7 @@ fn a_torn_state_file_is_set_aside_and_a_torn_temp_file_is_ignored() {
     // whole state file: the state file counts, the temp file is overwritten.
     std::fs::write(&tmp, &whole[..whole.len() / 2]).unwrap();
     bot.restart();
-    let status = open(&bot.tg, OP, "Main", "Status");
+    let status = bot.tg.open(OP, OP, "Main", "Status");
     assert!(
         status.plain.contains("Monitoring is on"),
         "{}",
@@ -1184,7 +1081,7 @@ fn a_torn_state_file_is_set_aside_and_a_torn_temp_file_is_ignored() {
     std::fs::write(&path, torn).unwrap();
     let before = bot.tg.messages(OP).len();
     bot.restart();
-    let status = open(&bot.tg, OP, "Main", "Status");
+    let status = bot.tg.open(OP, OP, "Main", "Status");
     assert!(
         status.plain.contains("Monitoring is off"),
         "{}",
@@ -1246,15 +1143,15 @@ fn an_unwritable_state_dir_is_logged_once_and_the_bot_keeps_serving() {
     // Every handled batch changes the state (the last update id), so every
     // one of these tries to write it.
     for user in [OP, OP2, VIEWER, OP] {
-        start_chat(tg, user);
+        tg.start_chat(user);
     }
-    let status = open(tg, OP, "Main", "Status");
+    let status = tg.open(OP, OP, "Main", "Status");
     assert!(
         status.plain.contains("The server is up."),
         "{}",
         status.plain
     );
-    tap(tg, OP, OP, &status, "Back", "What would you like");
+    tg.tap(OP, OP, &status, "Back", "What would you like");
     let log = d.log();
     let errors: Vec<&str> = log
         .lines()
@@ -1271,7 +1168,7 @@ fn an_unwritable_state_dir_is_logged_once_and_the_bot_keeps_serving() {
 
     // Writable again: the next change is written, and the log says so.
     make_writable(&state, how);
-    start_chat(tg, OP2);
+    tg.start_chat(OP2);
     assert!(
         wait_until(WAIT, || d.log().contains("is written again")),
         "{}",
@@ -1349,18 +1246,13 @@ fn forged_presses_from_every_role_are_answered_and_change_nothing_they_may_not()
     let mut bot = Bot::start(vec![main, Srv::new("Other")]);
     let (main_key, other_key) = (short_key("Main"), short_key("Other"));
     let alpha = conference_key(&session_id_for("alpha"));
-    let op_list = open(&bot.tg, OP, "Main", "Running conferences");
-    let confirm = tap(
-        &bot.tg,
-        OP,
-        OP,
-        &op_list,
-        "⛔ Stop alpha",
-        "Stop this conference?",
-    );
-    let yes = button(&confirm, "Yes, stop");
-    let viewer = start_chat(&bot.tg, VIEWER);
-    let picker_other = button(&viewer, "Other");
+    let op_list = bot.tg.open(OP, OP, "Main", "Running conferences");
+    let confirm = bot
+        .tg
+        .tap(OP, OP, &op_list, "⛔ Stop alpha", "Stop this conference?");
+    let yes = data(&confirm, "Yes, stop");
+    let viewer = bot.tg.start_chat(VIEWER);
+    let picker_other = data(&viewer, "Other");
     let state_before = state_json(bot.dir.path())["servers"].clone();
     let mut real: Vec<String> = [OP, VIEWER]
         .iter()
@@ -1460,15 +1352,15 @@ fn forged_presses_from_every_role_are_answered_and_change_nothing_they_may_not()
         );
     }
     // Each worker has done all it was given once a later screen of it shows.
-    let sync = start_chat(&bot.tg, OP);
-    let sync = tap(&bot.tg, OP, OP, &sync, "Main", "What would you like");
-    let sync = tap(&bot.tg, OP, OP, &sync, "Status", "The server is up.");
-    let back = tap(&bot.tg, OP, OP, &sync, "Back", "What would you like");
-    press(&bot.tg, OP, OP, back.message_id, &picker_other);
-    let other = wait_msg(&bot.tg, OP, |m| {
+    let sync = bot.tg.start_chat(OP);
+    let sync = bot.tg.tap(OP, OP, &sync, "Main", "What would you like");
+    let sync = bot.tg.tap(OP, OP, &sync, "Status", "The server is up.");
+    let back = bot.tg.tap(OP, OP, &sync, "Back", "What would you like");
+    bot.tg.press(OP, OP, back.message_id, &picker_other);
+    let other = bot.tg.wait(OP, |m| {
         m.message_id == back.message_id && m.plain.starts_with("🖥 Other")
     });
-    tap(&bot.tg, OP, OP, &other, "Status", "The server is up.");
+    bot.tg.tap(OP, OP, &other, "Status", "The server is up.");
     for i in 0..2 {
         assert_eq!(stop_posts(bot.srv(i)), 0, "server {i}");
     }
@@ -1477,14 +1369,8 @@ fn forged_presses_from_every_role_are_answered_and_change_nothing_they_may_not()
 
     // Stale buttons after a restart: alpha is stopped, Other is removed from
     // the settings; the old buttons are still on the screens.
-    tap(
-        &bot.tg,
-        OP,
-        OP,
-        &confirm,
-        "Yes, stop",
-        "alpha has been stopped",
-    );
+    bot.tg
+        .tap(OP, OP, &confirm, "Yes, stop", "alpha has been stopped");
     bot.stop().unwrap();
     let text = settings_text(&bot.tg, &bot.dir, &bot.servers[..1], "", "");
     std::fs::write(&bot.settings, text).unwrap();
@@ -1495,19 +1381,19 @@ fn forged_presses_from_every_role_are_answered_and_change_nothing_they_may_not()
         .into_iter()
         .find(|m| m.message_id == confirm.message_id)
         .unwrap();
-    press(tg, OP, OP, confirm.message_id, &yes);
-    wait_msg(tg, OP, |m| {
+    tg.press(OP, OP, confirm.message_id, &yes);
+    tg.wait(OP, |m| {
         m.message_id == confirm.message_id
             && m.edits > last.edits
             && m.plain.starts_with(NO_LONGER_RUNNING)
     });
-    let id = press(tg, OP, OP, viewer.message_id, &picker_other);
-    assert_eq!(toast(tg, &id).as_deref(), Some(SERVER_GONE));
-    let id = press(tg, VIEWER, VIEWER, viewer.message_id, &yes);
-    assert_eq!(toast(tg, &id).as_deref(), Some(OPERATORS_ONLY));
-    let id = press(tg, STRANGER, GROUP, 1, &yes);
-    assert_eq!(toast(tg, &id).as_deref(), Some(DENIED));
-    start_chat(tg, OP);
+    let id = tg.press(OP, OP, viewer.message_id, &picker_other);
+    assert_eq!(tg.toast(&id).as_deref(), Some(SERVER_GONE));
+    let id = tg.press(VIEWER, VIEWER, viewer.message_id, &yes);
+    assert_eq!(tg.toast(&id).as_deref(), Some(OPERATORS_ONLY));
+    let id = tg.press(STRANGER, GROUP, 1, &yes);
+    assert_eq!(tg.toast(&id).as_deref(), Some(DENIED));
+    tg.start_chat(OP);
     assert_eq!(bot.srv(0).stop_requests(), ["alpha"]);
     assert_eq!(stop_posts(bot.srv(0)), 1);
 }
@@ -2125,7 +2011,7 @@ fn soak_three_admins_pressing_while_a_status_port_flaps_leaks_neither_memory_nor
     let admins = [OP, OP2, VIEWER];
     let screens: Vec<i64> = admins
         .iter()
-        .map(|&u| start_chat(tg, u).message_id)
+        .map(|&u| tg.start_chat(u).message_id)
         .collect();
     let mut presses = Vec::new();
     for key in [short_key("Main"), short_key("Branch")] {
@@ -2183,7 +2069,7 @@ fn soak_three_admins_pressing_while_a_status_port_flaps_leaks_neither_memory_nor
         assert!(
             tg.messages(OP).iter().any(|m| m.plain.contains(needle)),
             "no {needle:?} alert:\n{}",
-            transcript(tg, OP)
+            tg.transcript(OP)
         );
     }
 
@@ -2214,8 +2100,8 @@ fn soak_three_admins_pressing_while_a_status_port_flaps_leaks_neither_memory_nor
             .find(|m| m.message_id == message_id)
             .unwrap()
             .edits;
-        press(tg, user, user, message_id, &presses[1]);
-        wait_msg(tg, user, |m| {
+        tg.press(user, user, message_id, &presses[1]);
+        tg.wait(user, |m| {
             m.message_id == message_id && m.edits > edits && m.plain.starts_with("🖥 Main")
         });
     }

@@ -204,6 +204,8 @@ struct State {
     allowed_updates: Option<Value>,
     blocked: HashSet<i64>,
     shutdown: bool,
+    /// Bumped by `release_polls`: polls held since before answer at once.
+    release_epoch: u64,
 }
 
 struct Shared {
@@ -232,6 +234,7 @@ enum Outcome {
         deadline: Instant,
         offset: i64,
         limit: usize,
+        epoch: u64,
     },
 }
 
@@ -254,6 +257,7 @@ impl FakeTelegram {
                 allowed_updates: None,
                 blocked: HashSet::new(),
                 shutdown: false,
+                release_epoch: 0,
             }),
             cv: Condvar::new(),
         });
@@ -270,6 +274,13 @@ impl FakeTelegram {
             server,
             addr,
         }
+    }
+
+    /// Answers every held `getUpdates` at once with no updates (a bot being
+    /// stopped then need not wait out its long poll).
+    pub fn release_polls(&self) {
+        lock(&self.shared.state).release_epoch += 1;
+        self.shared.changed();
     }
 
     /// "http://127.0.0.1:PORT", what goes into `tg-api-url`.
@@ -608,6 +619,7 @@ fn finish(shared: &Shared, outcome: Outcome) -> http1::Response {
             deadline,
             offset,
             limit,
+            epoch,
         } => {
             let mut st = lock(&shared.state);
             loop {
@@ -615,7 +627,7 @@ fn finish(shared: &Shared, outcome: Outcome) -> http1::Response {
                     break (409, error_body(409, CONFLICT, None));
                 }
                 let ready = available(&st, offset, limit);
-                let timed_out = Instant::now() >= deadline;
+                let timed_out = Instant::now() >= deadline || st.release_epoch > epoch;
                 if !ready.is_empty() || timed_out || st.shutdown {
                     if st.held == Some(poll) {
                         st.held = None;
@@ -886,6 +898,7 @@ fn get_updates(st: &mut State, p: &Value) -> Outcome {
         deadline: Instant::now() + Duration::from_secs(timeout),
         offset,
         limit,
+        epoch: st.release_epoch,
     }
 }
 
