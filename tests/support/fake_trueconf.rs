@@ -429,6 +429,25 @@ impl FakeTrueConf {
         lock(&self.shared.state).token_ttl = secs;
     }
 
+    /// Waits until every token issued so far has expired (at most `timeout`).
+    pub fn wait_tokens_expired(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut st = lock(&self.shared.state);
+        loop {
+            let Some(last) = st.tokens.values().max().copied() else {
+                return true;
+            };
+            if Instant::now() >= last {
+                return true;
+            }
+            let (g, more) = wait_deadline(&self.shared.cv, st, last.min(deadline));
+            st = g;
+            if !more && Instant::now() >= deadline {
+                return Instant::now() >= last;
+            }
+        }
+    }
+
     /// Every token issued so far becomes invalid (403 accessTokenInvalid).
     pub fn expire_tokens(&self) {
         lock(&self.shared.state).tokens.clear();
