@@ -128,6 +128,8 @@ pub struct Settings {
     pub monitoring: Monitoring,
     /// Timeouts, backoff and deadlines; not in README (tests set milliseconds).
     pub timing: Timing,
+    /// The directory keys given as relative paths (`state-dir`, `locales-dir`).
+    pub relative_dirs: Vec<&'static str>,
 }
 
 impl Settings {
@@ -210,6 +212,41 @@ fn permission_warning(path: &Path) -> Option<String> {
 #[cfg(not(unix))]
 fn permission_warning(_: &Path) -> Option<String> {
     None
+}
+
+/// Under systemd's `LoadCredential=` the settings file is a private,
+/// read-only copy in `$CREDENTIALS_DIRECTORY`: a relative `state-dir` or
+/// `locales-dir` would point into it (unwritable, and gone at the next
+/// start). Such settings are refused with a clear message.
+pub fn check_credentials_dir(
+    settings: &Settings,
+    credentials_directory: Option<&str>,
+) -> Result<(), Error> {
+    let Some(dir) = credentials_directory.filter(|d| !d.is_empty()) else {
+        return Ok(());
+    };
+    if !settings.path.starts_with(dir) || settings.relative_dirs.is_empty() {
+        return Ok(());
+    }
+    let problems = settings
+        .relative_dirs
+        .iter()
+        .map(|key| {
+            format!(
+                "{key}: a relative path would point into systemd's credentials directory \
+                 (LoadCredential=), which is read-only; give an absolute path, e.g. {}",
+                if *key == "state-dir" {
+                    "/var/lib/trueconf-bot (or leave state-dir out: StateDirectory= is used)"
+                } else {
+                    "/etc/trueconf-bot/locales"
+                }
+            )
+        })
+        .collect();
+    Err(Error::Config {
+        path: settings.path.clone(),
+        problems,
+    })
 }
 
 /// Parses settings text. `path` names the file in messages and anchors
@@ -371,8 +408,14 @@ impl Reader {
                 "tg-poll-timeout = {poll_timeout} polls Telegram often; 25 to 50 seconds is usual"
             ));
         }
+        let mut relative_dirs = Vec::new();
         let state_dir = match self.string(t, "state-dir", "state-dir", false) {
-            Some(dir) => base_dir.join(dir),
+            Some(dir) => {
+                if Path::new(&dir).is_relative() {
+                    relative_dirs.push("state-dir");
+                }
+                base_dir.join(dir)
+            }
             None => match state_directory.and_then(|s| s.split(':').next()) {
                 Some(dir) if !dir.is_empty() => PathBuf::from(dir),
                 _ => base_dir.to_path_buf(),
@@ -380,7 +423,12 @@ impl Reader {
         };
         let locales_dir = self
             .string(t, "locales-dir", "locales-dir", false)
-            .map(|d| base_dir.join(d));
+            .map(|d| {
+                if Path::new(&d).is_relative() {
+                    relative_dirs.push("locales-dir");
+                }
+                base_dir.join(d)
+            });
 
         let forgotten = self.forgotten(t);
         let monitoring = self.monitoring(t);
@@ -401,6 +449,7 @@ impl Reader {
             forgotten,
             monitoring,
             timing,
+            relative_dirs,
         })
     }
 
@@ -456,7 +505,7 @@ impl Reader {
         );
         f.scan_every = f.scan_every.filter(|d| !d.is_zero());
         if let Some(every) = f.scan_every {
-            if every < Duration::from_millis(50) {
+            if every < Duration::from_millis(60) {
                 self.problem(
                     "forgotten.scan_every_minutes",
                     "must be 0 (off) or at least 0.001 minutes",

@@ -119,6 +119,8 @@ fn real_main() -> Result<(), Error> {
         log::warn!("{}: {warning}", args.config.display());
     }
     let settings = loaded.settings;
+    let credentials = std::env::var("CREDENTIALS_DIRECTORY").ok();
+    config::check_credentials_dir(&settings, credentials.as_deref())?;
     let (locales, warnings) = Locales::load(settings.locales_dir.as_deref(), &settings.locale)
         .map_err(|reason| Error::Config {
             path: args.config.clone(),

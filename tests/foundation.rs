@@ -436,3 +436,36 @@ fn secrets_never_reach_the_log_at_the_most_verbose_level() {
         "a TrueConf URL reached the log:\n{log}"
     );
 }
+
+#[test]
+fn relative_dirs_are_refused_when_the_settings_come_from_load_credential() {
+    let tg = crate::support::fake_telegram::FakeTelegram::start();
+    let dir = crate::support::TempDir::new();
+    let creds = dir.join("credentials");
+    std::fs::create_dir_all(&creds).unwrap();
+    let path = creds.join("settings.toml");
+    let servers = [Srv::new("Main")];
+    let text = settings_text(&tg, &dir, &servers, "", "");
+    let state = toml_str(&dir.join("state").display().to_string());
+    let relative = text.replace(&format!("state-dir = {state}"), "state-dir = \"state\"");
+    assert_ne!(relative, text);
+    std::fs::write(&path, &relative).unwrap();
+    let creds_env = creds.display().to_string();
+    let config = path.display().to_string();
+    let (code, _, err) = run_bin(
+        &["--config", &config],
+        &[("CREDENTIALS_DIRECTORY", &creds_env)],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("state-dir: a relative path would point into systemd's credentials directory"),
+        "{err}"
+    );
+    assert!(tg.calls().is_empty(), "it started anyway");
+    // Outside LoadCredential the same file is fine (the bot starts polling).
+    let mut child = bin().args(["--config", &config]).spawn().unwrap();
+    let polled = tg.wait_count(WAIT, "getupdates", 1).len();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(polled >= 1, "the bot did not start");
+}

@@ -390,6 +390,7 @@ pub fn bin() -> Command {
     for var in [
         "RUST_LOG",
         "STATE_DIRECTORY",
+        "CREDENTIALS_DIRECTORY",
         "JOURNAL_STREAM",
         "HTTPS_PROXY",
         "HTTP_PROXY",

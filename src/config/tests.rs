@@ -254,6 +254,14 @@ fn a_certificate_file_without_certificates_is_an_error() {
 
 #[test]
 fn intervals_that_would_spin_are_refused_and_short_ones_warned() {
+    // 0.0009 min is 54 ms: below the documented 0.001 min (60 ms).
+    let text = format!("{ORIGINAL}\n[forgotten]\nscan_every_minutes = 0.0009\n");
+    assert_eq!(
+        problems(&text),
+        ["forgotten.scan_every_minutes: must be 0 (off) or at least 0.001 minutes"]
+    );
+    let text = format!("{ORIGINAL}\n[forgotten]\nscan_every_minutes = 0.001\n");
+    assert!(ok(&text).settings.forgotten.scan_every.is_some());
     let text = format!(
         "tg-poll-timeout = 0\n{}\n[forgotten]\nscan_every_minutes = 0.0001\n",
         ORIGINAL.replace(
@@ -279,4 +287,33 @@ fn intervals_that_would_spin_are_refused_and_short_ones_warned() {
     let l = ok(&text);
     assert_eq!(l.warnings.len(), 3, "{:?}", l.warnings);
     assert_eq!(l.settings.poll_timeout, Duration::from_secs(5));
+}
+
+#[test]
+fn relative_dirs_under_load_credential_are_refused_with_the_fix() {
+    let creds = Path::new("/run/credentials/trueconf-bot.service");
+    let text = ORIGINAL.replacen(
+        "locale = \"de\"",
+        "locale = \"de\"\nstate-dir = \"state\"\nlocales-dir = \"texts\"",
+        1,
+    );
+    let loaded = parse(&text, &creds.join("settings.toml"), None).unwrap();
+    assert_eq!(loaded.settings.relative_dirs, ["state-dir", "locales-dir"]);
+    let err = check_credentials_dir(&loaded.settings, creds.to_str()).unwrap_err();
+    let shown = err.to_string();
+    assert!(
+        shown.contains(
+            "state-dir: a relative path would point into systemd's credentials directory"
+        ),
+        "{shown}"
+    );
+    assert!(shown.contains("locales-dir: a relative path"), "{shown}");
+    // The same file elsewhere, or absolute paths, are fine.
+    assert!(check_credentials_dir(&loaded.settings, None).is_ok());
+    assert!(check_credentials_dir(&loaded.settings, Some("/elsewhere")).is_ok());
+    let absolute = text
+        .replace("\"state\"", "\"/var/lib/tcb\"")
+        .replace("\"texts\"", "\"/etc/tcb\"");
+    let loaded = parse(&absolute, &creds.join("settings.toml"), None).unwrap();
+    assert!(check_credentials_dir(&loaded.settings, creds.to_str()).is_ok());
 }
