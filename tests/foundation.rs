@@ -469,3 +469,67 @@ fn relative_dirs_are_refused_when_the_settings_come_from_load_credential() {
     let _ = child.wait();
     assert!(polled >= 1, "the bot did not start");
 }
+
+/// ARCHITECTURE.md's layering: no module of `src/` imports `bot`, and the
+/// graph of `crate::` paths between modules has no cycle.
+#[test]
+fn the_module_graph_is_layered() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut files = vec![src.clone()];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let relative = path
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let module = relative.split(['/', '.']).next().unwrap().to_string();
+        if module == "lib" || module == "main" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let deps = graph.entry(module.clone()).or_default();
+        for (i, _) in text.match_indices("crate::") {
+            let name: String = text[i + 7..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() && name != module {
+                deps.insert(name);
+            }
+        }
+    }
+    assert!(graph.len() > 20, "modules not found: {graph:?}");
+    for (module, deps) in &graph {
+        assert!(!deps.contains("bot"), "{module} imports bot");
+    }
+    // Kahn: a module whose dependencies are all placed is placed; what is
+    // never placed lies on a cycle.
+    let mut placed: BTreeSet<String> = BTreeSet::new();
+    loop {
+        let ready: Vec<String> = graph
+            .iter()
+            .filter(|(m, deps)| {
+                !placed.contains(*m)
+                    && deps
+                        .iter()
+                        .all(|d| placed.contains(d) || !graph.contains_key(d))
+            })
+            .map(|(m, _)| m.clone())
+            .collect();
+        if ready.is_empty() {
+            break;
+        }
+        placed.extend(ready);
+    }
+    let cyclic: Vec<&String> = graph.keys().filter(|m| !placed.contains(*m)).collect();
+    assert!(
+        cyclic.is_empty(),
+        "an import cycle (or modules above one): {cyclic:?}: {graph:?}"
+    );
+}
