@@ -46,10 +46,17 @@ pub fn start(shared: &Shared, tg: &Telegram, shutdown: &Shutdown) -> Result<Opti
             }
         }
     };
+    // Not retried here: polling starts at once, and a webhook still set
+    // shows as 409 there, which deletes it again.
+    delete_webhook(tg);
+    Ok(Some(username))
+}
+
+/// deleteWebhook (pending updates kept): polling needs no webhook.
+fn delete_webhook(tg: &Telegram) {
     if let Err(e) = tg.call("deleteWebhook", &json!({"drop_pending_updates": false})) {
         log::warn!("telegram deleteWebhook: {e}");
     }
-    Ok(Some(username))
 }
 
 /// What the `bot` thread is handed at start.
@@ -78,10 +85,19 @@ pub fn run(parts: BotThread) {
         denied: HashMap::new(),
         parts: &parts,
     };
+    let floor = settings.timing.poll_floor;
     while !parts.shutdown.is_set() {
+        let asked = Instant::now();
         let updates = match parts.tg.get_updates(offset, settings.poll_timeout) {
             Ok(updates) => {
                 backoff.reset();
+                // A Bot API server that answers at once instead of holding
+                // the poll (some proxies, emulators) is asked at most once
+                // per `poll_floor`, not thousands of times a second.
+                if updates.is_empty() && parts.shutdown.wait(floor.saturating_sub(asked.elapsed()))
+                {
+                    break;
+                }
                 updates
             }
             Err(e) => {
@@ -89,8 +105,9 @@ pub fn run(parts: BotThread) {
                     TgError::Api { code: 409, .. } => {
                         log::warn!(
                             "telegram getUpdates: 409 conflict: another instance is polling \
-                             or a webhook is set"
+                             or a webhook is set; deleting the webhook again"
                         );
+                        delete_webhook(&parts.tg);
                         backoff.next_wait()
                     }
                     TgError::Api { code: 401, .. } => {
@@ -176,11 +193,12 @@ impl Dispatcher<'_> {
         }
     }
 
-    /// Keeps the user's Telegram language for the alerts pushed to them.
-    fn remember_language(&self, user: &User, place: Place) {
+    /// Keeps the user's Telegram language for the alerts pushed to them
+    /// (from any update: a private chat, a group, a press).
+    fn remember_language(&self, user: &User) {
         let store = &self.shared().store;
-        if user.id != place.chat {
-            return; // a group: alerts go to users' private chats
+        if user.anonymous {
+            return;
         }
         if let Some(code) = &user.language_code {
             let known = store.read(|d| d.languages.get(&user.id) == Some(code));
@@ -201,12 +219,17 @@ impl Dispatcher<'_> {
         let Some(role) = shared.settings.role_of(from.id) else {
             // In groups, only commands addressed to us earn a denial.
             if (private || command.is_some()) && self.deny(from.id) {
-                let text = tr.f("denied", &[("id", &from.id.to_string())]);
+                let text = if from.anonymous {
+                    // Not a person: their id would mislead.
+                    tr.t("anonymous_admin").to_string()
+                } else {
+                    tr.f("denied", &[("id", &from.id.to_string())])
+                };
                 chat::say(tg, place, &text, NOW);
             }
             return;
         };
-        self.remember_language(from, place);
+        self.remember_language(from);
         match command {
             Some("start") => {
                 let picker = screen::picker(tr, &shared.settings.servers);
@@ -215,10 +238,19 @@ impl Dispatcher<'_> {
             Some("help") => {
                 chat::say(tg, place, &help_text(tr, role), NOW);
             }
-            Some("audit") if role == Role::Operator => {
+            Some("audit") if role != Role::Operator => {
+                chat::say(tg, place, tr.t("operators_only"), NOW);
+            }
+            Some("audit") => {
+                // Who stopped what is for operators: in a group it goes to
+                // the operator's private chat, with a note in the group.
                 let records =
                     crate::audit::read_last(&shared.settings.state_dir, screen::AUDIT_SHOWN);
-                chat::show(tg, place, None, &screen::audit(tr, &records, 0), NOW);
+                let audit = screen::audit(tr, &records, 0);
+                chat::show(tg, Place::chat(from.id), None, &audit, NOW);
+                if !private {
+                    chat::say(tg, place, tr.t("audit_in_private"), NOW);
+                }
             }
             Some("status") => {
                 let job = Overview::start(&parts.shared, tg, place, lang.clone());
@@ -252,6 +284,7 @@ impl Dispatcher<'_> {
             chat::answer(tg, id, Some(tr.t("denied_toast")), true);
             return;
         };
+        self.remember_language(from);
         let Some(press) = Press::decode(data) else {
             log::info!("button with unknown data pressed by user {}", from.id);
             chat::answer(tg, id, Some(tr.t("outdated_button")), false);
@@ -328,6 +361,10 @@ fn parse_command<'t>(text: &'t str, username: &str) -> Option<&'t str> {
 
 fn help_text(tr: Tr, role: Role) -> String {
     let mut text = tr.t("help").to_string();
+    if role == Role::Operator {
+        text.push('\n');
+        text.push_str(tr.t("help_operator_audit"));
+    }
     text.push_str("\n\n");
     text.push_str(match role {
         Role::Operator => tr.t("help_operator"),

@@ -98,8 +98,8 @@ pub fn run(settings: Settings, locales: Locales, shutdown: Shutdown) -> Result<(
         move || notify::run(shared, tg, notify_rx)
     });
     spawn("commands", {
-        let (shared, tg) = (shared.clone(), tg.clone());
-        move || commands::run(&shared.locales, &tg)
+        let (shared, tg, shutdown) = (shared.clone(), tg.clone(), shutdown.clone());
+        move || commands::run(&shared, &tg, &shutdown)
     });
     let presses = Arc::new(PressLog::default());
     let status = trueconf::status_client(&timing);

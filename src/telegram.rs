@@ -187,7 +187,13 @@ pub struct User {
     pub id: i64,
     pub name: String,
     pub language_code: Option<String>,
+    /// An anonymous group admin (or a channel) writing as the chat: `from`
+    /// is Telegram's placeholder, not a person.
+    pub anonymous: bool,
 }
+
+/// The user id Telegram puts into `from` for anonymous group admins.
+pub const GROUP_ANONYMOUS_BOT: i64 = 1_087_968_824;
 
 /// An update we handle, parsed on its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,9 +223,12 @@ pub fn parse_update(raw: &Value) -> (Option<i64>, Incoming) {
             parse_user(message.get("from")),
             message.pointer("/chat/id").and_then(Value::as_i64),
         ) {
-            (Some(from), Some(chat_id)) => match message.get("text").and_then(Value::as_str) {
+            (Some(mut from), Some(chat_id)) => match message.get("text").and_then(Value::as_str) {
                 Some(text) => Incoming::Message {
-                    from,
+                    from: {
+                        from.anonymous |= message.get("sender_chat").is_some();
+                        from
+                    },
                     place: Place {
                         chat: chat_id,
                         thread: topic_of(message),
@@ -291,6 +300,7 @@ fn parse_user(v: Option<&Value>) -> Option<User> {
     }
     Some(User {
         id,
+        anonymous: id == GROUP_ANONYMOUS_BOT,
         name: name.trim().to_string(),
         language_code: v
             .get("language_code")

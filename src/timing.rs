@@ -31,6 +31,9 @@ pub struct Timing {
     pub pace: Duration,
     /// A stranger is answered at most once in this time.
     pub denial_every: Duration,
+    /// Polls that come back empty are at least this far apart (against a
+    /// Bot API server that does not hold the long poll).
+    pub poll_floor: Duration,
 }
 
 impl Default for Timing {
@@ -48,6 +51,7 @@ impl Default for Timing {
             screen_retry_max: Duration::from_secs(5),
             pace: Duration::from_secs(1),
             denial_every: Duration::from_secs(60),
+            poll_floor: Duration::from_secs(1),
         }
     }
 }
@@ -67,6 +71,7 @@ impl Timing {
         "screen_retry_max_ms",
         "pace_ms",
         "denial_every_ms",
+        "poll_floor_ms",
     ];
 
     /// The field a `[timing]` key names.
@@ -84,6 +89,7 @@ impl Timing {
             "screen_retry_max_ms" => &mut self.screen_retry_max,
             "pace_ms" => &mut self.pace,
             "denial_every_ms" => &mut self.denial_every,
+            "poll_floor_ms" => &mut self.poll_floor,
             _ => return None,
         })
     }

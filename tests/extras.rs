@@ -452,15 +452,42 @@ fn audit_shows_the_entries_newest_first_to_operators_only() {
         ]
     );
 
-    // A viewer's /audit shows none of it.
+    // A viewer's /audit is told it is for operators, and shows none of it.
     bot.say(VIEWER, VIEWER, "/audit");
     let answer = bot.wait(VIEWER, |_| true);
+    assert_eq!(answer.plain, "Only operators may do this.");
     assert_eq!(bot.tg.messages(VIEWER).len(), 1);
-    assert!(
-        !answer.plain.contains("Audit") && !answer.plain.contains("User100"),
-        "{}",
-        answer.plain
+
+    // In a group it goes to the operator's private chat, with a note in the group.
+    let before = bot.tg.messages(OP).len();
+    bot.say(OP, GROUP, "/audit");
+    let note = bot.wait(GROUP, |m| m.plain.contains("private chat"));
+    assert_eq!(
+        note.plain,
+        "🔒 The audit log goes to your private chat with me."
     );
+    let private = bot.wait(OP, |m| m.plain.starts_with("Audit log"));
+    assert!(bot.tg.messages(OP).len() > before, "{}", private.plain);
+    assert!(
+        bot.tg
+            .messages(GROUP)
+            .iter()
+            .all(|m| !m.plain.contains("User100")),
+        "{}",
+        bot.transcript(GROUP)
+    );
+
+    // /help names /audit for operators, not for viewers.
+    bot.say(OP, OP, "/help");
+    let help = bot.wait(OP, |m| m.plain.contains("/help — this text"));
+    assert!(
+        help.plain.contains("/audit — the last 20 stops"),
+        "{}",
+        help.plain
+    );
+    bot.say(VIEWER, VIEWER, "/help");
+    let help = bot.wait(VIEWER, |m| m.plain.contains("/help — this text"));
+    assert!(!help.plain.contains("/audit"), "{}", help.plain);
 }
 
 // ---------------------------------------------------------------------------

@@ -17,8 +17,9 @@ fn start_up_registers_commands_and_polls_only_what_it_handles() {
         .take(2)
         .collect();
     assert_eq!(order, ["getme", "deletewebhook"]);
-    let commands = tg.wait_count(WAIT, "setmycommands", 5);
-    assert_eq!(commands.len(), 5, "default + en, ru, de, es");
+    let all = tg.wait_count(WAIT, "setmycommands", 7);
+    assert_eq!(all.len(), 7, "default + en, ru, de, es; then each operator");
+    let (commands, scoped) = all.split_at(5);
     let langs: Vec<Option<String>> = commands.iter().map(|c| c.str("language_code")).collect();
     for lang in ["en", "ru", "de", "es"] {
         assert!(langs.contains(&Some(lang.to_string())), "{langs:?}");
@@ -30,6 +31,20 @@ fn start_up_registers_commands_and_polls_only_what_it_handles() {
         .map(|c| c["command"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(names, ["start", "status", "help"]);
+    // /audit is offered to operators only, in their private chats.
+    for (call, op) in scoped.iter().zip([OP, OP2]) {
+        assert_eq!(
+            call.params["scope"],
+            serde_json::json!({"type": "chat", "chat_id": op})
+        );
+        let names: Vec<&str> = call.params["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["command"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["start", "status", "help", "audit"]);
+    }
     let poll = &tg.calls_to("getupdates")[0];
     assert_eq!(
         poll.params["allowed_updates"],

@@ -628,7 +628,7 @@ fn a_long_poll_cut_off_mid_way_and_an_outage_of_resets_are_retried_with_backoff(
     let _bot = InProcess::start(&settings);
     assert!(!tg.wait_count(WAIT, "getupdates", 1).is_empty(), "no poll");
     // Start-up sends are done, so every later connection is the poller's.
-    assert_eq!(tg.wait_count(WAIT, "setmycommands", 5).len(), 5);
+    assert_eq!(tg.wait_count(WAIT, "setmycommands", 7).len(), 7);
 
     let polls = tg.calls_to("getupdates").len();
     relay.set_resetting(true);

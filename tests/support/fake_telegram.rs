@@ -118,6 +118,10 @@ pub struct Msg {
     pub buttons: Vec<Vec<(String, String)>>,
     /// How many times it was edited (text or keyboard).
     pub edits: usize,
+    /// The forum topic it is in (`message_thread_id`), if any.
+    pub thread: Option<i64>,
+    /// Sent without parse_mode (as plain text).
+    pub plain_mode: bool,
 }
 
 impl Msg {
@@ -154,6 +158,8 @@ struct StoredMsg {
     edit_date: Option<i64>,
     edits: usize,
     deleted: bool,
+    thread: Option<i64>,
+    plain_mode: bool,
 }
 
 impl StoredMsg {
@@ -164,6 +170,8 @@ impl StoredMsg {
             plain: self.plain.clone(),
             buttons: buttons_of(self.markup.as_ref()),
             edits: self.edits,
+            thread: self.thread,
+            plain_mode: self.plain_mode,
         }
     }
 }
@@ -171,6 +179,12 @@ impl StoredMsg {
 #[derive(Default)]
 struct ChatState {
     group: bool,
+    /// A supergroup with topics (`is_forum`).
+    forum: bool,
+    /// Its General topic is closed: sends without a thread are refused.
+    general_closed: bool,
+    /// Upgraded to a supergroup with this id: every call answers 400 + migrate_to_chat_id.
+    migrated_to: Option<i64>,
     next_id: i64,
     msgs: Vec<StoredMsg>,
     /// Every version of every bot message, oldest first.
@@ -206,6 +220,8 @@ struct State {
     shutdown: bool,
     /// Bumped by `release_polls`: polls held since before answer at once.
     release_epoch: u64,
+    /// getUpdates answers at once instead of holding (some proxies and emulators).
+    instant_polls: bool,
 }
 
 struct Shared {
@@ -258,6 +274,7 @@ impl FakeTelegram {
                 blocked: HashSet::new(),
                 shutdown: false,
                 release_epoch: 0,
+                instant_polls: false,
             }),
             cv: Condvar::new(),
         });
@@ -274,6 +291,56 @@ impl FakeTelegram {
             server,
             addr,
         }
+    }
+
+    /// Makes `chat` a forum supergroup (topics, `message_thread_id`).
+    pub fn make_forum(&self, chat: i64, general_closed: bool) {
+        let mut st = lock(&self.shared.state);
+        let c = st.chats.entry(chat).or_default();
+        c.group = true;
+        c.forum = true;
+        c.general_closed = general_closed;
+    }
+
+    /// `chat` became supergroup `to`: calls to `chat` answer 400 with
+    /// `parameters.migrate_to_chat_id`.
+    pub fn migrate_chat(&self, chat: i64, to: i64) {
+        let mut st = lock(&self.shared.state);
+        st.chats.entry(chat).or_default().migrated_to = Some(to);
+        let c = st.chats.entry(to).or_default();
+        c.group = true;
+    }
+
+    /// From now on getUpdates answers at once, never holding.
+    pub fn set_instant_polls(&self, on: bool) {
+        lock(&self.shared.state).instant_polls = on;
+        self.shared.changed();
+    }
+
+    /// Queues a text message from `from` in forum topic `thread` of `chat`.
+    pub fn push_topic_message(&self, from: i64, chat: i64, thread: i64, text: &str) -> i64 {
+        let (message_id, chat_json) = {
+            let mut st = lock(&self.shared.state);
+            let c = st.chats.entry(chat).or_default();
+            c.group = true;
+            (c.next_message_id(), forum_chat_json(chat))
+        };
+        let mut msg = json!({
+            "message_id": message_id,
+            "message_thread_id": thread,
+            "is_topic_message": true,
+            "from": user_json(from, None),
+            "chat": chat_json,
+            "date": unix_now(),
+            "text": text,
+        });
+        if text.starts_with('/') {
+            let cmd = text.split(char::is_whitespace).next().unwrap_or("");
+            msg["entities"] = json!([{
+                "type": "bot_command", "offset": 0, "length": cmd.encode_utf16().count()
+            }]);
+        }
+        self.push_update(json!({ "message": msg }))
     }
 
     /// Answers every held `getUpdates` at once with no updates (a bot being
@@ -747,14 +814,27 @@ fn inaccessible(chat: i64, group: bool, message_id: i64) -> Value {
     json!({ "chat": chat_json(chat, group), "message_id": message_id, "date": 0 })
 }
 
+fn forum_chat_json(chat: i64) -> Value {
+    json!({ "id": chat, "type": "supergroup", "title": format!("Forum {chat}"), "is_forum": true })
+}
+
 fn message_json(chat: i64, group: bool, m: &StoredMsg) -> Value {
+    let chat_v = if m.thread.is_some() {
+        forum_chat_json(chat)
+    } else {
+        chat_json(chat, group)
+    };
     let mut v = json!({
         "message_id": m.id,
         "from": bot_json(),
-        "chat": chat_json(chat, group),
+        "chat": chat_v,
         "date": m.date,
         "text": m.plain,
     });
+    if let Some(thread) = m.thread {
+        v["message_thread_id"] = json!(thread);
+        v["is_topic_message"] = json!(true);
+    }
     if !m.entities.is_empty() {
         v["entities"] = Value::Array(m.entities.iter().map(entity_json).collect());
     }
@@ -816,6 +896,18 @@ fn buttons_of(markup: Option<&Value>) -> Vec<Vec<(String, String)>> {
 
 fn answer(result: Value) -> Outcome {
     Outcome::Answer(200, ok_body(result))
+}
+
+/// A group upgraded to a supergroup refuses calls, naming the new id.
+fn migrated(st: &State, chat: i64) -> Option<Outcome> {
+    let to = st.chats.get(&chat)?.migrated_to?;
+    let mut body = error_body(
+        400,
+        "Bad Request: group chat was upgraded to a supergroup chat",
+        None,
+    );
+    body["parameters"] = json!({ "migrate_to_chat_id": to });
+    Some(Outcome::Answer(400, body))
 }
 
 fn fail(code: u16, description: &str) -> Outcome {
@@ -887,7 +979,7 @@ fn get_updates(st: &mut State, p: &Value) -> Outcome {
         }
     }
     let ready = available(st, offset, limit);
-    if !ready.is_empty() || timeout == 0 {
+    if !ready.is_empty() || timeout == 0 || st.instant_polls {
         return answer(Value::Array(ready));
     }
     st.next_poll += 1;
@@ -1051,6 +1143,19 @@ fn send_message(st: &mut State, p: &Value) -> Outcome {
     if st.blocked.contains(&chat) {
         return fail(403, BLOCKED);
     }
+    if let Some(o) = migrated(st, chat) {
+        return o;
+    }
+    let thread = int_param(p, "message_thread_id");
+    let (forum, general_closed) = st
+        .chats
+        .get(&chat)
+        .map_or((false, false), |c| (c.forum, c.general_closed));
+    match thread {
+        Some(_) if !forum => return fail(400, "Bad Request: message thread not found"),
+        None if general_closed => return fail(400, "Bad Request: TOPIC_CLOSED"),
+        _ => {}
+    }
     let (plain, entities) = match parse_text(p) {
         Ok(t) => t,
         Err(o) => return o,
@@ -1078,6 +1183,8 @@ fn send_message(st: &mut State, p: &Value) -> Outcome {
         edit_date: None,
         edits: 0,
         deleted: false,
+        thread,
+        plain_mode: p.get("parse_mode").is_none(),
     };
     let result = message_json(chat, c.group, &m);
     c.history.push(m.view());
@@ -1098,6 +1205,9 @@ fn edit_message(st: &mut State, p: &Value, with_text: bool) -> Outcome {
     };
     if st.blocked.contains(&chat) {
         return fail(403, BLOCKED);
+    }
+    if let Some(o) = migrated(st, chat) {
+        return o;
     }
     let text = if with_text {
         match parse_text(p) {
