@@ -96,6 +96,14 @@ impl Server {
     }
 }
 
+/// A group, channel or forum topic that also gets alerts and scan pushes
+/// (`alert-chats`): `-100123` or `"-100123:7"` (chat:topic).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AlertChat {
+    pub chat: i64,
+    pub thread: Option<i64>,
+}
+
 /// `[forgotten]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Forgotten {
@@ -118,6 +126,8 @@ pub struct Settings {
     pub token: Secret,
     pub operators: Vec<i64>,
     pub viewers: Vec<i64>,
+    /// Groups, channels and topics that also get alerts and scan pushes.
+    pub alert_chats: Vec<AlertChat>,
     pub locale: String,
     pub api_url: String,
     pub poll_timeout: Duration,
@@ -300,6 +310,7 @@ pub const TOP_KEYS: &[&str] = &[
     "tg-api-token",
     "tg-users-id",
     "tg-viewers-id",
+    "alert-chats",
     "locale",
     "tg-api-url",
     "tg-poll-timeout",
@@ -386,6 +397,7 @@ impl Reader {
             );
         }
         let viewers = self.ids(t, "tg-viewers-id", false).unwrap_or_default();
+        let alert_chats = self.alert_chats(t);
         let locale = self
             .string(t, "locale", "locale", false)
             .map(|s| s.trim().to_lowercase())
@@ -440,6 +452,7 @@ impl Reader {
             token: Secret::new(token?.trim()),
             operators: operators?,
             viewers,
+            alert_chats,
             locale,
             api_url,
             poll_timeout: Duration::from_secs_f64(poll_timeout.clamp(1.0, 50.0)),
@@ -451,6 +464,59 @@ impl Reader {
             timing,
             relative_dirs,
         })
+    }
+
+    /// `alert-chats = [-1001234567890, "-1009876543210:7"]`.
+    fn alert_chats(&mut self, t: &toml::Table) -> Vec<AlertChat> {
+        const KEY: &str = "alert-chats";
+        let example = "must be a list of chat ids or \"CHAT:TOPIC\" strings, \
+                       e.g. alert-chats = [-1001234567890, \"-1009876543210:7\"]";
+        let items = match t.get(KEY) {
+            None => return Vec::new(),
+            Some(Value::Array(items)) => items.clone(),
+            Some(single @ (Value::Integer(_) | Value::String(_))) => vec![single.clone()],
+            Some(other) => {
+                self.problem(KEY, format!("{example}; found {}", describe(other)));
+                return Vec::new();
+            }
+        };
+        let mut chats = Vec::new();
+        for item in &items {
+            let parsed = match item {
+                Value::Integer(chat) => Some(AlertChat {
+                    chat: *chat,
+                    thread: None,
+                }),
+                Value::String(s) => {
+                    let s = s.trim();
+                    match s.split_once(':') {
+                        None => s.parse().ok().map(|chat| AlertChat { chat, thread: None }),
+                        Some((chat, thread)) => {
+                            match (chat.trim().parse(), thread.trim().parse()) {
+                                (Ok(chat), Ok(thread)) if thread > 0 => Some(AlertChat {
+                                    chat,
+                                    thread: Some(thread),
+                                }),
+                                _ => None,
+                            }
+                        }
+                    }
+                }
+                _ => None,
+            };
+            match parsed {
+                Some(chat) if chat.chat != 0 => {
+                    if !chats.contains(&chat) {
+                        chats.push(chat);
+                    }
+                }
+                _ => {
+                    self.problem(KEY, format!("{example}; found {}", describe(item)));
+                    return Vec::new();
+                }
+            }
+        }
+        chats
     }
 
     /// `[timing]`: milliseconds, each between 1 ms and an hour.

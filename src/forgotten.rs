@@ -21,6 +21,9 @@ use crate::trueconf::{Call, Stopped, TrueConf};
 
 /// Participant lists fetched at once during a search.
 const PARALLEL_FETCHES: usize = 8;
+/// More newly forgotten conferences than this in one scan are announced in
+/// one summary with a button to the list, not one push each.
+const FLOOD: usize = 3;
 
 /// Running conferences older than `threshold` that look forgotten (SPEC §7.6):
 /// nobody left, only the owner/moderator left, or nobody with role 2. Each
@@ -171,11 +174,16 @@ pub fn scan(shared: &Shared, server: &Server, client: &TrueConf, notifier: &Send
             .entry(server.name.clone())
             .or_default()
             .forgotten_alerted = plan.keep;
-        for &i in &plan.fresh {
-            for &chat in &settings.operators {
-                let tr = shared.tr_for(d, chat);
+        for place in shared.recipients(d, &settings.operators) {
+            let tr = shared.tr_for(d, place.chat);
+            if plan.fresh.len() > FLOOD {
+                let screen = screen::scan_flood(tr, server, plan.fresh.len(), grace);
+                notify::enqueue(d, place, screen.text, Some(screen.keyboard));
+                continue;
+            }
+            for &i in &plan.fresh {
                 let screen = screen::scan_alert(tr, server, &found[i].0, grace);
-                notify::enqueue(d, chat, screen.text, Some(screen.keyboard));
+                notify::enqueue(d, place, screen.text, Some(screen.keyboard));
             }
         }
     });
@@ -206,8 +214,8 @@ fn auto_stop(shared: &Shared, server: &Server, client: &TrueConf, call: &Call) -
         escape(&shorten(&id, 128)),
     );
     shared.store.update(|d| {
-        for &chat in &shared.settings.operators {
-            let tr = shared.tr_for(d, chat);
+        for place in shared.recipients(d, &shared.settings.operators) {
+            let tr = shared.tr_for(d, place.chat);
             let text = match &result {
                 Ok(_) => tr.f("auto_stop_done", &[("name", &name), ("id", &eid)]),
                 Err(p) => tr.f(
@@ -219,7 +227,7 @@ fn auto_stop(shared: &Shared, server: &Server, client: &TrueConf, call: &Call) -
                     ],
                 ),
             };
-            notify::enqueue(d, chat, text, None);
+            notify::enqueue(d, place, text, None);
         }
     });
     result.is_ok()

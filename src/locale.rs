@@ -46,7 +46,17 @@ impl Locales {
                     .map_err(|e| e.to_string())
                     .and_then(|text| parse(&text));
                 match parsed {
-                    Ok(map) => langs.entry(code).or_default().extend(map),
+                    Ok(map) => {
+                        let checked = checked_override(&langs, &code, map, &path, &mut warnings);
+                        let lang = langs.entry(code).or_default();
+                        for (key, text) in checked {
+                            match text {
+                                Some(text) => lang.insert(key, text),
+                                // Broken: English instead of a text Telegram refuses.
+                                None => lang.remove(&key),
+                            };
+                        }
+                    }
                     Err(e) => {
                         warnings.push(format!("locale file {}: {e}; ignored", path.display()))
                     }
@@ -81,7 +91,6 @@ impl Locales {
         &self.default
     }
 
-    /// The configured default language.
     /// The texts of one language.
     pub fn tr<'a>(&'a self, lang: &'a str) -> Tr<'a> {
         Tr {
@@ -90,6 +99,7 @@ impl Locales {
         }
     }
 
+    /// The configured default language.
     pub fn default_lang(&self) -> &str {
         &self.default
     }
@@ -109,6 +119,80 @@ impl Locales {
     pub fn fill(&self, lang: &str, key: &str, args: &[(&str, &str)]) -> String {
         fill(self.text(lang, key), args)
     }
+}
+
+/// An override whose HTML tags differ from the shipped text of the same key
+/// (in its language, else English) would make Telegram refuse every message
+/// built from it: such keys are warned about and become `None` (English).
+fn checked_override(
+    shipped: &HashMap<String, HashMap<String, String>>,
+    code: &str,
+    map: HashMap<String, String>,
+    path: &Path,
+    warnings: &mut Vec<String>,
+) -> Vec<(String, Option<String>)> {
+    let reference = |key: &str| {
+        shipped
+            .get(code)
+            .and_then(|m| m.get(key))
+            .or_else(|| shipped.get("en").and_then(|m| m.get(key)))
+            .map(|t| tags(t))
+    };
+    let mut keys: Vec<(String, String)> = map.into_iter().collect();
+    keys.sort();
+    keys.into_iter()
+        .map(|(key, text)| {
+            let found = tags(&text);
+            let fine = match reference(&key) {
+                Some(expected) => found == expected,
+                None => balanced(&found),
+            };
+            if fine {
+                (key, Some(text))
+            } else {
+                warnings.push(format!(
+                    "locale file {}: '{key}' has HTML tags [{}] unlike the shipped text; \
+                     English is used for it",
+                    path.display(),
+                    found.join(" ")
+                ));
+                (key, None)
+            }
+        })
+        .collect()
+}
+
+/// The HTML tags of a template in order: `b`, `/b`, `a`, … (attributes dropped).
+fn tags(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('<') {
+        let after = &rest[open + 1..];
+        let end = after.find('>').unwrap_or(after.len());
+        let name: String = after[..end]
+            .chars()
+            .take_while(|c| !c.is_whitespace())
+            .collect();
+        found.push(name.to_lowercase());
+        rest = &after[end.min(after.len())..];
+    }
+    found
+}
+
+/// Every opening tag closed in order (for keys we do not ship).
+fn balanced(tags: &[String]) -> bool {
+    let mut open: Vec<&str> = Vec::new();
+    for tag in tags {
+        match tag.strip_prefix('/') {
+            Some(name) => {
+                if open.pop() != Some(name) {
+                    return false;
+                }
+            }
+            None => open.push(tag),
+        }
+    }
+    open.is_empty()
 }
 
 /// Replaces `{name}` by its value; unknown placeholders stay as they are.
@@ -189,6 +273,35 @@ impl<'a> Tr<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overrides_with_other_tags_fall_back_to_english() {
+        let dir = std::env::temp_dir().join(format!("tcb-locale-tags-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("de.toml"),
+            "alert_down = \"🔴 <b>{name} ist AUSGEFALLEN: {reason}.\"\n\
+             alert_up = \"🟢 <b>{name}</b> läuft wieder ({duration}).\"\n\
+             extra = \"<i>fine</i>\"\nextra_broken = \"<b>x\"\n",
+        )
+        .unwrap();
+        let (locales, warnings) = Locales::load(Some(&dir), "en").unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].contains("'alert_down' has HTML tags [b]"),
+            "{warnings:?}"
+        );
+        assert!(warnings[1].contains("'extra_broken'"), "{warnings:?}");
+        let en_down = locales.text("en", "alert_down");
+        assert_eq!(locales.text("de", "alert_down"), en_down, "English instead");
+        assert_eq!(
+            locales.text("de", "alert_up"),
+            "🟢 <b>{name}</b> läuft wieder ({duration})."
+        );
+        assert_eq!(locales.text("de", "extra"), "<i>fine</i>");
+        assert_eq!(locales.text("de", "extra_broken"), "extra_broken");
+    }
 
     #[test]
     fn every_shipped_file_has_the_keys_and_placeholders_of_english() {

@@ -11,7 +11,7 @@
 //! is merged into one message and paced. What a failure means comes from
 //! `chat::next_step`, the table the screens use too.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Instant;
@@ -37,12 +37,14 @@ pub enum NotifyCmd {
     Quit,
 }
 
-/// Puts a message for `chat_id` into the outbox (inside a store update).
-pub fn enqueue(d: &mut StateData, chat_id: i64, text: String, keyboard: Option<Keyboard>) {
+/// Puts a message for `place` into the outbox (inside a store update).
+pub fn enqueue(d: &mut StateData, place: Place, text: String, keyboard: Option<Keyboard>) {
     let id = d.outbox.iter().map(|o| o.id).max().unwrap_or(0) + 1;
+    let chat_id = place.chat;
     d.outbox.push(Outgoing {
         id,
         chat_id,
+        thread: place.thread,
         text,
         keyboard,
     });
@@ -67,6 +69,8 @@ struct ChatState {
 pub fn run(shared: Arc<Shared>, tg: Telegram, commands: Receiver<NotifyCmd>) {
     let timing = shared.settings.timing;
     let mut chats: BTreeMap<i64, ChatState> = BTreeMap::new();
+    // Chats that refused the bot for good, logged once each.
+    let mut refused: HashSet<i64> = HashSet::new();
     let waiting = shared.store.read(|d| d.outbox.len());
     if waiting > 0 {
         log::info!("{waiting} undelivered message(s) from before the restart");
@@ -88,7 +92,7 @@ pub fn run(shared: Arc<Shared>, tg: Telegram, commands: Receiver<NotifyCmd>) {
                 _ => {
                     let mine: Vec<&Outgoing> =
                         outbox.iter().filter(|o| o.chat_id == chat).collect();
-                    deliver(&shared, &tg, chat, &mine, state);
+                    deliver(&shared, &tg, chat, &mine, state, &mut refused);
                     // Something may be left for this chat: look again when it is due.
                     let t = state.next_try.unwrap_or(now);
                     due = Some(due.map_or(t, |d| d.min(t)));
@@ -114,7 +118,14 @@ pub fn run(shared: Arc<Shared>, tg: Telegram, commands: Receiver<NotifyCmd>) {
 
 /// Sends the head of a chat's messages (plain texts merged) and removes from
 /// the outbox what needs no more tries.
-fn deliver(shared: &Shared, tg: &Telegram, chat: i64, mine: &[&Outgoing], state: &mut ChatState) {
+fn deliver(
+    shared: &Shared,
+    tg: &Telegram,
+    chat: i64,
+    mine: &[&Outgoing],
+    state: &mut ChatState,
+    refused: &mut HashSet<i64>,
+) {
     if mine.is_empty() {
         return;
     }
@@ -126,7 +137,10 @@ fn deliver(shared: &Shared, tg: &Telegram, chat: i64, mine: &[&Outgoing], state:
             .store
             .update(|d| d.outbox.retain(|o| !done.contains(&o.id)))
     };
-    let place = Place::chat(chat);
+    let place = Place {
+        chat,
+        thread: mine[0].thread,
+    };
     let mut result = tg.send_message(place, &text, keyboard.as_ref(), false);
     if let Err(e) = &result {
         // Telegram cannot take the HTML (say, a broken translation): the
@@ -139,6 +153,7 @@ fn deliver(shared: &Shared, tg: &Telegram, chat: i64, mine: &[&Outgoing], state:
     let e = match result {
         Ok(_) => {
             remove();
+            refused.remove(&chat);
             state.backoff.reset();
             state.next_try = Some(Instant::now() + timing.pace);
             return;
@@ -156,9 +171,12 @@ fn deliver(shared: &Shared, tg: &Telegram, chat: i64, mine: &[&Outgoing], state:
         }
         Step::Moved(to) => {
             log::warn!(
-                "chat {chat} became supergroup {to}; its messages go there (update the settings)"
+                "chat {chat} became supergroup {to}; alerts go there from now on; \
+                 put {to} into alert-chats in the settings"
             );
+            // Remembered, so that the old id is never tried again.
             shared.store.update(|d| {
+                d.moved_chats.insert(chat, to);
                 for o in d.outbox.iter_mut().filter(|o| o.chat_id == chat) {
                     o.chat_id = to;
                 }
@@ -166,7 +184,10 @@ fn deliver(shared: &Shared, tg: &Telegram, chat: i64, mine: &[&Outgoing], state:
             state.next_try = None;
         }
         Step::DropChat => {
-            log::warn!("chat {chat} does not take messages ({e}); {count} message(s) dropped");
+            if refused.insert(chat) {
+                log::warn!("chat {chat} does not take messages ({e}); its messages are dropped");
+            }
+            log::debug!("chat {chat}: {count} message(s) dropped");
             remove();
             state.next_try = None;
         }
@@ -191,7 +212,8 @@ fn merge(pending: &[&Outgoing]) -> (String, Option<Keyboard>, usize) {
     let mut text = first.text.clone();
     let mut count = 1;
     for p in &pending[1..] {
-        if p.keyboard.is_some() || units(&text) + units(&p.text) + 2 > MERGE_BUDGET {
+        let elsewhere = p.thread != first.thread;
+        if elsewhere || p.keyboard.is_some() || units(&text) + units(&p.text) + 2 > MERGE_BUDGET {
             break;
         }
         text.push_str("\n\n");
@@ -210,6 +232,7 @@ mod tests {
         Outgoing {
             id,
             chat_id: 1,
+            thread: None,
             text: text.into(),
             keyboard: kb.then(|| vec![vec![Button::callback("x", "n")]]),
         }
@@ -232,9 +255,9 @@ mod tests {
     fn the_outbox_keeps_ids_unique_and_each_chat_bounded() {
         let mut d = StateData::default();
         for i in 0..(KEEP_PER_CHAT + 5) {
-            enqueue(&mut d, 7, format!("m{i}"), None);
+            enqueue(&mut d, Place::chat(7), format!("m{i}"), None);
         }
-        enqueue(&mut d, 8, "other".into(), None);
+        enqueue(&mut d, Place::chat(8), "other".into(), None);
         assert_eq!(
             d.outbox.iter().filter(|o| o.chat_id == 7).count(),
             KEEP_PER_CHAT

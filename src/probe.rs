@@ -145,9 +145,9 @@ pub fn run(
                 monitoring.failures_before_down,
                 monitoring.remind_every,
             )?;
-            for chat in settings.everyone() {
-                let text = alert_text(shared.tr_for(d, chat), server, &alert);
-                notify::enqueue(d, chat, text, None);
+            for place in shared.recipients(d, &settings.everyone()) {
+                let text = alert_text(shared.tr_for(d, place.chat), server, &alert);
+                notify::enqueue(d, place, text, None);
             }
             Some(alert)
         });

@@ -420,6 +420,29 @@ pub fn scan_alert(tr: Tr, server: &Server, call: &Call, auto_stop_in: Option<Dur
     Screen { text, keyboard }
 }
 
+/// Many conferences found forgotten in one scan: one message with a button
+/// to the list instead of a push each.
+pub fn scan_flood(tr: Tr, server: &Server, count: usize, auto_stop_in: Option<Duration>) -> Screen {
+    let mut text = tr.f(
+        "scan_flood",
+        &[
+            ("name", &escape(&shorten(&server.name, 100))),
+            ("count", &count.to_string()),
+        ],
+    );
+    if let Some(d) = auto_stop_in {
+        text.push_str("\n\n");
+        text.push_str(&tr.f("scan_flood_auto", &[("duration", &human_duration(tr, d))]));
+    }
+    Screen {
+        text,
+        keyboard: vec![vec![Button::callback(
+            tr.t("scan_flood_open"),
+            Press::Forgotten(server.key.clone(), 0, 0).encode(),
+        )]],
+    }
+}
+
 /// The confirmation before a stop (SPEC §7.7).
 pub fn confirm_stop(tr: Tr, server: &Server, call: &Call, list: List) -> Screen {
     let id = call.conference_id.as_deref().unwrap_or("");

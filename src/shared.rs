@@ -6,7 +6,7 @@
 use crate::config::Settings;
 use crate::locale::{Locales, Tr};
 use crate::state::{StateData, Store};
-use crate::telegram::User;
+use crate::telegram::{Place, User};
 
 pub struct Shared {
     pub settings: Settings,
@@ -27,6 +27,25 @@ impl Shared {
             .locales
             .pick(d.languages.get(&chat).map(String::as_str));
         self.locales.tr(lang)
+    }
+
+    /// Where a pushed message goes: each of `people`'s private chats, then
+    /// every alert chat (followed to its supergroup if it moved).
+    pub fn recipients(&self, d: &StateData, people: &[i64]) -> Vec<Place> {
+        let mut places: Vec<Place> = people.iter().map(|&id| Place::chat(id)).collect();
+        for alert in &self.settings.alert_chats {
+            let mut place = Place::from(alert);
+            if let Some(&to) = d.moved_chats.get(&place.chat) {
+                place = Place {
+                    chat: to,
+                    thread: place.thread,
+                };
+            }
+            if !places.contains(&place) {
+                places.push(place);
+            }
+        }
+        places
     }
 
     pub fn tr<'a>(&'a self, lang: &'a str) -> Tr<'a> {

@@ -48,6 +48,9 @@ pub struct Outgoing {
     #[serde(default)]
     pub id: u64,
     pub chat_id: i64,
+    /// The forum topic, for a topic of an alert chat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<i64>,
     pub text: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyboard: Option<Keyboard>,
@@ -65,9 +68,13 @@ pub struct StateData {
     /// a restart sends them instead of losing them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outbox: Vec<Outgoing>,
-    /// Telegram language of each user seen in a private chat (for alerts).
+    /// Telegram language of each user seen (for alerts).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub languages: BTreeMap<i64, String>,
+    /// Alert chats that became supergroups: old id → new id (the settings
+    /// still name the old one; it is never tried again).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub moved_chats: BTreeMap<i64, i64>,
 }
 
 /// The state file and its in-memory copy; shared by every thread.

@@ -181,6 +181,15 @@ impl Place {
     }
 }
 
+impl From<&crate::config::AlertChat> for Place {
+    fn from(a: &crate::config::AlertChat) -> Place {
+        Place {
+            chat: a.chat,
+            thread: a.thread,
+        }
+    }
+}
+
 /// Who sent an update.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {

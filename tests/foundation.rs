@@ -478,7 +478,11 @@ fn relative_dirs_are_refused_when_the_settings_come_from_load_credential() {
     );
     assert!(tg.calls().is_empty(), "it started anyway");
     // Outside LoadCredential the same file is fine (the bot starts polling).
-    let mut child = bin().args(["--config", &config]).spawn().unwrap();
+    let mut child = bin()
+        .args(["--config", &config])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let polled = tg.wait_count(WAIT, "getupdates", 1).len();
     let _ = child.kill();
     let _ = child.wait();
