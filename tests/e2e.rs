@@ -14,3 +14,5 @@ mod features;
 mod extras;
 // Issue 7: faults on both sides, restarts, forged input, secrets, a bounded soak.
 mod reliability;
+// Issue 12: forum topics, alert chats, delivery rules, the bounded poll, start-up retries.
+mod delivery;

@@ -151,7 +151,11 @@ impl Bot {
     }
 
     pub fn start_with(servers: Vec<Srv>, setup: Setup) -> Bot {
-        let tg = FakeTelegram::start();
+        Bot::start_on(FakeTelegram::start(), servers, setup)
+    }
+
+    /// Starts the bot on a fake Telegram prepared beforehand (scripted replies).
+    pub fn start_on(tg: FakeTelegram, servers: Vec<Srv>, setup: Setup) -> Bot {
         let dir = TempDir::new();
         let settings = dir.join("settings.toml");
         std::fs::write(
