@@ -246,7 +246,7 @@ impl Dispatcher<'_> {
                 // the operator's private chat, with a note in the group.
                 let records =
                     crate::audit::read_last(&shared.settings.state_dir, screen::AUDIT_SHOWN);
-                let audit = screen::audit(tr, &records, 0);
+                let audit = screen::audit(tr, &shared.settings.timezone, &records, 0);
                 chat::show(tg, Place::chat(from.id), None, &audit, NOW);
                 if !private {
                     chat::say(tg, place, tr.t("audit_in_private"), NOW);
@@ -316,7 +316,7 @@ impl Dispatcher<'_> {
             (Press::Audit(page), _) => {
                 let records =
                     crate::audit::read_last(&shared.settings.state_dir, screen::AUDIT_SHOWN);
-                let audit = screen::audit(tr, &records, page);
+                let audit = screen::audit(tr, &shared.settings.timezone, &records, page);
                 chat::show(tg, place, message_id, &audit, NOW);
             }
             (Press::Picker, _) => {

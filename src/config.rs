@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use toml::Value;
 
+use crate::clock::{Zone, zoneinfo_dir};
 use crate::error::Error;
 use crate::http::Trust;
 use crate::timing::Timing;
@@ -129,6 +130,8 @@ pub struct Settings {
     /// Groups, channels and topics that also get alerts and scan pushes.
     pub alert_chats: Vec<AlertChat>,
     pub locale: String,
+    /// The zone of every time shown (`timezone`; default: the system's).
+    pub timezone: Zone,
     pub api_url: String,
     pub poll_timeout: Duration,
     pub state_dir: PathBuf,
@@ -312,6 +315,7 @@ pub const TOP_KEYS: &[&str] = &[
     "tg-viewers-id",
     "alert-chats",
     "locale",
+    "timezone",
     "tg-api-url",
     "tg-poll-timeout",
     "state-dir",
@@ -403,6 +407,16 @@ impl Reader {
             .map(|s| s.trim().to_lowercase())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "en".to_string());
+        let timezone = match self.string(t, "timezone", "timezone", false) {
+            None => Zone::system(),
+            Some(name) => match Zone::parse(&name, &zoneinfo_dir()) {
+                Ok(zone) => zone,
+                Err(why) => {
+                    self.problem("timezone", why);
+                    Zone::utc()
+                }
+            },
+        };
         let api_url = self
             .string(t, "tg-api-url", "tg-api-url", false)
             .unwrap_or_else(|| "https://api.telegram.org".into());
@@ -454,6 +468,7 @@ impl Reader {
             viewers,
             alert_chats,
             locale,
+            timezone,
             api_url,
             poll_timeout: Duration::from_secs_f64(poll_timeout.clamp(1.0, 50.0)),
             state_dir,

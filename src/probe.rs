@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
-use crate::clock::now_unix;
+use crate::clock::{Zone, now_unix};
 use crate::config::Server;
 use crate::http::{Client, Limits, Trust};
 use crate::locale::Tr;
@@ -30,9 +30,12 @@ pub enum ProbeCmd {
 /// What a probe result changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Alert {
-    Down { reason: String },
-    Up { down_for: u64 },
-    Reminder { down_for: u64 },
+    /// Down since `since` (the first failure of the run).
+    Down { reason: String, since: u64 },
+    /// Up again at `at`, after `down_for` seconds.
+    Up { down_for: u64, at: u64 },
+    /// Still down since `since`, for `down_for` seconds now.
+    Reminder { down_for: u64, since: u64 },
 }
 
 /// The debounce: consecutive failures in memory, the judgement in `state`.
@@ -63,7 +66,7 @@ impl Judge {
                         state.health = Some(Health::Up);
                         state.since = Some(now);
                         state.last_alert = None;
-                        Some(Alert::Up { down_for })
+                        Some(Alert::Up { down_for, at: now })
                     }
                     None => {
                         state.health = Some(Health::Up);
@@ -83,8 +86,9 @@ impl Judge {
                         let quiet = Duration::from_secs(now.saturating_sub(last));
                         if quiet >= remind.max(Duration::from_secs(1)) {
                             state.last_alert = Some(now);
-                            let down_for = now.saturating_sub(state.since.unwrap_or(now));
-                            Some(Alert::Reminder { down_for })
+                            let since = state.since.unwrap_or(now);
+                            let down_for = now.saturating_sub(since);
+                            Some(Alert::Reminder { down_for, since })
                         } else {
                             None
                         }
@@ -95,6 +99,7 @@ impl Judge {
                         state.last_alert = Some(now);
                         Some(Alert::Down {
                             reason: reason.clone(),
+                            since: first,
                         })
                     }
                     _ => None,
@@ -146,15 +151,18 @@ pub fn run(
                 monitoring.remind_every,
             )?;
             for place in shared.recipients(d, &settings.everyone()) {
-                let text = alert_text(shared.tr_for(d, place.chat), server, &alert);
+                let tr = shared.tr_for(d, place.chat);
+                let text = alert_text(tr, &settings.timezone, server, &alert);
                 notify::enqueue(d, place, text, None);
             }
             Some(alert)
         });
         if let Some(alert) = alert {
             match &alert {
-                Alert::Down { reason } => log::info!("server '{}' is DOWN: {reason}", server.name),
-                Alert::Up { down_for } => {
+                Alert::Down { reason, .. } => {
+                    log::info!("server '{}' is DOWN: {reason}", server.name)
+                }
+                Alert::Up { down_for, .. } => {
                     log::info!("server '{}' is UP again after {down_for} s", server.name)
                 }
                 Alert::Reminder { .. } => log::info!("server '{}' is still DOWN", server.name),
@@ -168,14 +176,21 @@ pub fn run(
     }
 }
 
-/// The alert message in one language.
-pub fn alert_text(tr: Tr, server: &Server, alert: &Alert) -> String {
+/// The alert message in one language; it says when it was judged, so that
+/// one delivered late (Telegram was down) does not mislead.
+pub fn alert_text(tr: Tr, zone: &Zone, server: &Server, alert: &Alert) -> String {
     let secs = Duration::from_secs;
     match alert {
-        Alert::Down { reason } => screen::alert_down(tr, server, reason),
-        Alert::Up { down_for } => screen::alert_duration(tr, "alert_up", server, secs(*down_for)),
-        Alert::Reminder { down_for } => {
-            screen::alert_duration(tr, "alert_reminder", server, secs(*down_for))
+        Alert::Down { reason, since } => {
+            screen::alert_down(tr, server, &zone.when(*since, *since), reason)
+        }
+        Alert::Up { down_for, at } => {
+            let time = zone.when(*at, *at);
+            screen::alert_duration(tr, "alert_up", server, &time, secs(*down_for))
+        }
+        Alert::Reminder { down_for, since } => {
+            let time = zone.when(*since, since + down_for);
+            screen::alert_duration(tr, "alert_reminder", server, &time, secs(*down_for))
         }
     }
 }
@@ -219,10 +234,17 @@ mod tests {
                 (
                     20,
                     Alert::Down {
-                        reason: "refused".into()
+                        reason: "refused".into(),
+                        since: 10
                     }
                 ),
-                (40, Alert::Up { down_for: 30 }),
+                (
+                    40,
+                    Alert::Up {
+                        down_for: 30,
+                        at: 40
+                    }
+                ),
             ]
         );
     }
@@ -248,7 +270,16 @@ mod tests {
             &mut state,
             &mut judge,
         );
-        assert_eq!(alerts, vec![(30, Alert::Up { down_for: 30 })]);
+        assert_eq!(
+            alerts,
+            vec![(
+                30,
+                Alert::Up {
+                    down_for: 30,
+                    at: 30
+                }
+            )]
+        );
     }
 
     #[test]
@@ -279,9 +310,27 @@ mod tests {
         assert_eq!(
             alerts,
             vec![
-                (0, Alert::Down { reason: "x".into() }),
-                (30, Alert::Reminder { down_for: 30 }),
-                (60, Alert::Reminder { down_for: 60 }),
+                (
+                    0,
+                    Alert::Down {
+                        reason: "x".into(),
+                        since: 0
+                    }
+                ),
+                (
+                    30,
+                    Alert::Reminder {
+                        down_for: 30,
+                        since: 0
+                    }
+                ),
+                (
+                    60,
+                    Alert::Reminder {
+                        down_for: 60,
+                        since: 0
+                    }
+                ),
             ]
         );
     }

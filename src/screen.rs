@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::callback::{List, Press, conference_key};
-use crate::clock::utc;
+use crate::clock::{Zone, parse_rfc3339};
 use crate::config::{Role, Server};
 use crate::html::{encode_segment, escape, shorten, units};
 use crate::locale::Tr;
@@ -81,6 +81,8 @@ pub struct StatusView {
     pub health: Option<Health>,
     pub since: Option<u64>,
     pub now: u64,
+    /// The zone times are shown in.
+    pub zone: Zone,
 }
 
 /// The status screen (SPEC §7.3).
@@ -102,7 +104,8 @@ pub fn status(tr: Tr, server: &Server, view: &StatusView, role: Role) -> Screen 
             };
             let ago = human_duration(tr, Duration::from_secs(view.now.saturating_sub(since)));
             text.push('\n');
-            text.push_str(&tr.f(key, &[("time", &utc(since)), ("ago", &ago)]));
+            let time = view.zone.date_time(since);
+            text.push_str(&tr.f(key, &[("time", &time), ("ago", &ago)]));
         }
     } else {
         text.push_str(tr.t("status_monitoring_off"));
@@ -532,7 +535,7 @@ pub fn problem(tr: Tr, server: &Server, problem: &Problem, retry: Press) -> Scre
 }
 
 /// A page of the audit log, newest first (SPEC §8.3).
-pub fn audit(tr: Tr, records: &[crate::audit::Record], page: u32) -> Screen {
+pub fn audit(tr: Tr, zone: &Zone, records: &[crate::audit::Record], page: u32) -> Screen {
     let lines: Vec<String> = records
         .iter()
         .rev()
@@ -547,7 +550,10 @@ pub fn audit(tr: Tr, records: &[crate::audit::Record], page: u32) -> Screen {
                 &[
                     (
                         "time",
-                        &escape(&r.time.replace('T', " ").replace('Z', " UTC")),
+                        &escape(&match parse_rfc3339(&r.time) {
+                            Some(unix) => zone.date_time(unix),
+                            None => r.time.clone(),
+                        }),
                     ),
                     ("user", &escape(&shorten(&r.user, 40))),
                     ("server", &escape(&shorten(&r.server, 60))),
@@ -629,21 +635,32 @@ pub fn overview(tr: Tr, servers: &[Server], lines: &[Option<OverviewLine>]) -> S
     text
 }
 
-/// A DOWN alert (SPEC §8.2).
-pub fn alert_down(tr: Tr, server: &Server, reason: &str) -> String {
+/// A DOWN alert (SPEC §8.2), down since `time`.
+pub fn alert_down(tr: Tr, server: &Server, time: &str, reason: &str) -> String {
     let name = escape(&shorten(&server.name, 100));
     tr.f(
         "alert_down",
-        &[("name", &name), ("reason", &escape(reason))],
+        &[("name", &name), ("time", time), ("reason", &escape(reason))],
     )
 }
 
-/// An UP alert after `down_for`, or a reminder that it is still down.
-pub fn alert_duration(tr: Tr, key: &str, server: &Server, down_for: Duration) -> String {
+/// An UP alert (up since `time`, after `down_for`), or a reminder (down
+/// since `time`, for `down_for`).
+pub fn alert_duration(
+    tr: Tr,
+    key: &str,
+    server: &Server,
+    time: &str,
+    down_for: Duration,
+) -> String {
     let name = escape(&shorten(&server.name, 100));
     tr.f(
         key,
-        &[("name", &name), ("duration", &human_duration(tr, down_for))],
+        &[
+            ("name", &name),
+            ("time", time),
+            ("duration", &human_duration(tr, down_for)),
+        ],
     )
 }
 

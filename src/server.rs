@@ -269,6 +269,7 @@ impl Here<'_> {
             health: state.health,
             since: state.since,
             now: now_unix(),
+            zone: shared.settings.timezone.clone(),
         };
         screen::status(tr, self.server, &view, role)
     }

@@ -285,8 +285,9 @@ impl TrueConf {
             .unwrap_or(3600)
             // A bogus lifetime must not overflow the clock; a week is plenty.
             .min(7 * 86_400);
-        // Renew a minute early, or at 90 % of a short lifetime.
-        let margin = (lifetime / 10).min(60);
+        // Renew a minute early, or at 90 % of a short lifetime, and at least
+        // a second early: the lifetime ran from when the server issued it.
+        let margin = (lifetime / 10).clamp(1, 60);
         Ok(Token {
             value: Secret::new(value),
             renew_at: Instant::now() + Duration::from_secs(lifetime.saturating_sub(margin)),

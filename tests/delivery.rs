@@ -159,10 +159,11 @@ fn a_down_alert_comes_in_german_for_an_operator_whose_client_is_german() {
     bot.srv(0).set_up(false);
     let alert = bot.wait(OP2, |m| m.plain.contains("Main"));
     assert!(
-        alert.plain.starts_with("🔴 Main ist AUSGEFALLEN"),
+        alert.plain.starts_with("🔴 Main ist seit "),
         "{}",
         alert.plain
     );
+    assert!(alert.plain.contains(" AUSGEFALLEN: "), "{}", alert.plain);
     let english = bot.wait(OP, |m| m.plain.contains("Main"));
     assert!(
         english.plain.starts_with("🔴 Main is DOWN"),
@@ -282,4 +283,28 @@ fn many_forgotten_conferences_in_one_scan_are_one_summary_with_a_button_to_the_l
     );
     let list = bot.tap(OP, OP, &summary, "Show the list", "room5");
     assert!(list.plain.contains("): 6"), "{}", list.plain);
+}
+
+#[test]
+fn alerts_name_the_time_they_were_judged_in_the_configured_zone() {
+    let setup = Setup {
+        top: "timezone = \"+03:00\"".into(),
+        ..Setup::default()
+    };
+    let bot = Bot::start_with(vec![Srv::new("Main").monitored(0.05)], setup);
+    wait_health(&bot, "up");
+    // Telegram is down when the server goes down: the alert comes late,
+    // and still says when the server went down.
+    for _ in 0..3 {
+        bot.tg.script("sendMessage", Reply::bad_gateway_html());
+    }
+    bot.srv(0).set_up(false);
+    let alert = bot.wait(OP, |m| m.plain.contains("is DOWN"));
+    let since = state(&bot)["servers"]["Main"]["since"].as_u64().unwrap();
+    let (_, _, _, h, m, _) = crate::support::civil(since as i64 + 3 * 3600);
+    let head = format!("🔴 Main is DOWN since {h:02}:{m:02}: ");
+    assert!(alert.plain.starts_with(&head), "{} vs {head}", alert.plain);
+    // The status screen shows the zone too.
+    let status = bot.open(OP, OP, "Main", "Status");
+    assert!(status.plain.contains(" +03:00 ("), "{}", status.plain);
 }

@@ -1436,7 +1436,7 @@ fn a_slow_screen_does_not_overwrite_where_the_user_went_meanwhile() {
 fn a_token_is_renewed_before_it_expires_without_a_refused_call() {
     let srv = Srv::new("Main");
     srv.fake.set_conferences(vec![Conf::running("alpha", 4000)]);
-    srv.fake.set_token_ttl(1);
+    srv.fake.set_token_ttl(2);
     let bot = Bot::start(vec![srv]);
     let fake = bot.srv(0);
     let list = bot.open(OP, OP, "Main", "Running conferences");

@@ -83,6 +83,10 @@ pub fn settings_text(
         tg.base_url(),
         toml_str(&dir.join("state").display().to_string()),
     );
+    if !top.contains("timezone") {
+        // Times in tests are UTC, whatever the machine's zone.
+        text.insert_str(0, "timezone = \"UTC\"\n");
+    }
     for s in servers {
         let name = toml_str(&s.name);
         text.push_str(&format!(

@@ -33,15 +33,15 @@ fn alert_texts(bot: &Bot, chat: i64) -> Vec<String> {
 
 fn kind(text: &str) -> String {
     if let Some(rest) = text.strip_prefix("🔴 ") {
-        if let Some((name, _)) = rest.split_once(" is DOWN: ") {
+        if let Some((name, _)) = rest.split_once(" is DOWN since ") {
             return format!("DOWN {name}");
         }
-        if let Some((name, _)) = rest.split_once(" is still DOWN (for ") {
+        if let Some((name, _)) = rest.split_once(" is still DOWN since ") {
             return format!("STILL DOWN {name}");
         }
     }
     if let Some(rest) = text.strip_prefix("🟢 ") {
-        if let Some((name, _)) = rest.split_once(" is UP again (it was down for ") {
+        if let Some((name, _)) = rest.split_once(" is UP again since ") {
             return format!("UP {name}");
         }
     }
@@ -200,10 +200,13 @@ fn down_after_the_set_failures_reaches_every_admin_once_and_up_says_how_long() {
     wait_health(&bot, "Main", "up");
     bot.srv(0).set_up(false);
     expect_alerts_everywhere(&bot, &["DOWN Main"]);
+    // Since the first failure of the run, as judged.
+    let since = saved_state(&bot, "Main")["since"].as_u64().unwrap();
     for chat in [OP, OP2, VIEWER] {
         let text = &alert_texts(&bot, chat)[0];
         // The reason: the status port refuses connections.
-        assert!(text.starts_with("🔴 Main is DOWN: unreachable ("), "{text}");
+        let head = format!("🔴 Main is DOWN since {}: unreachable (", hhmm(since));
+        assert!(text.starts_with(&head), "{text}");
         assert!(text.to_lowercase().contains("refused"), "{text}");
     }
     assert_eq!(saved_state(&bot, "Main")["health"], "down");
@@ -230,7 +233,11 @@ fn a_503_from_the_status_port_is_a_failure() {
     let before = fake.probe_count();
     fake.set_status_reply(503);
     expect_alerts_everywhere(&bot, &["DOWN Main"]);
-    assert_eq!(alert_texts(&bot, OP)[0], "🔴 Main is DOWN: HTTP 503.");
+    let since = saved_state(&bot, "Main")["since"].as_u64().unwrap();
+    assert_eq!(
+        alert_texts(&bot, OP)[0],
+        format!("🔴 Main is DOWN since {}: HTTP 503.", hhmm(since))
+    );
     // Every 503 was answered (and counted) before the DOWN: three of them at least.
     assert!(
         fake.probe_count() >= before + 3,
@@ -316,7 +323,7 @@ fn reminders_repeat_while_down_and_end_with_the_up() {
         .find(|t| t.contains("still DOWN"))
         .unwrap();
     assert!(
-        reminder.starts_with("🔴 Main is still DOWN (for ") && reminder.ends_with(" now)."),
+        reminder.starts_with("🔴 Main is still DOWN since ") && reminder.ends_with(" now)."),
         "{reminder}"
     );
 }
@@ -462,6 +469,12 @@ fn sends_to(bot: &Bot, chat: i64) -> usize {
         .iter()
         .filter(|c| c.int("chat_id") == Some(chat))
         .count()
+}
+
+/// `14:02` (UTC) of unix seconds: the time an alert names.
+fn hhmm(unix: u64) -> String {
+    let (_, _, _, hour, minute, _) = crate::support::civil(unix as i64);
+    format!("{hour:02}:{minute:02}")
 }
 
 fn utc_minute(unix: u64) -> String {

@@ -317,3 +317,30 @@ fn relative_dirs_under_load_credential_are_refused_with_the_fix() {
     let loaded = parse(&absolute, &creds.join("settings.toml"), None).unwrap();
     assert!(check_credentials_dir(&loaded.settings, creds.to_str()).is_ok());
 }
+
+#[test]
+fn timezone_utc_an_offset_or_a_name_else_a_problem_that_says_what_is_accepted() {
+    let with = |tz: &str| {
+        ORIGINAL.replacen(
+            "locale = \"de\"",
+            &format!("locale = \"de\"\ntimezone = \"{tz}\""),
+            1,
+        )
+    };
+    assert_eq!(
+        ok(&with("UTC")).settings.timezone,
+        crate::clock::Zone::utc()
+    );
+    let moscow = ok(&with("+03:00")).settings.timezone;
+    assert_eq!(moscow.date_time(0), "1970-01-01 03:00 +03:00");
+    let problems = problems(&with("Mars/Olympus"));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("timezone: no time zone 'Mars/Olympus' in "),
+        "{problems:?}"
+    );
+    assert!(
+        problems[0].contains("use UTC, an offset such as +03:00"),
+        "{problems:?}"
+    );
+}
