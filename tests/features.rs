@@ -1401,7 +1401,8 @@ fn a_slow_screen_does_not_overwrite_where_the_user_went_meanwhile() {
     let bot = two_conferences();
     let menu = bot.open(OP, OP, "Main", "Status");
     let menu = bot.tap(OP, OP, &menu, "‹ Back", "What would you like to see?");
-    bot.srv(0).set_delay(Duration::from_secs(2));
+    // Slow, but within the tests' 2 s request timeout (token, then list).
+    bot.srv(0).set_delay(Duration::from_secs(1));
     // Running conferences (slow), then Back at once, then Users online: the
     // worker serves them in order, so when Users online is shown the running
     // list was ready too — and must not have been shown.
