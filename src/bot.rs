@@ -52,6 +52,12 @@ pub fn start(shared: &Shared, tg: &Telegram, shutdown: &Shutdown) -> Result<Opti
     Ok(Some(username))
 }
 
+/// `api.telegram.org` of `https://api.telegram.org/…` (the URL holds no token).
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split('/').next().unwrap_or(rest)
+}
+
 /// deleteWebhook (pending updates kept): polling needs no webhook.
 fn delete_webhook(tg: &Telegram) {
     if let Err(e) = tg.call("deleteWebhook", &json!({"drop_pending_updates": false})) {

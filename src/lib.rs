@@ -75,7 +75,11 @@ pub fn run(settings: Settings, locales: Locales, shutdown: Shutdown) -> Result<(
         &settings.token,
         settings.poll_timeout,
         &timing,
+        settings.tg_proxy.as_ref(),
     );
+    if let Some(proxy) = &settings.tg_proxy {
+        log::info!("Telegram is reached through the proxy {}", proxy.shown());
+    }
     let shared = Arc::new(Shared {
         settings,
         locales,

@@ -1849,6 +1849,7 @@ fn debug_output_of_settings_and_of_every_error_holds_no_secret() {
         &settings.token,
         Duration::from_secs(1),
         &settings.timing,
+        None,
     );
     shown.push(format!("{telegram:?}"));
     tg.set_token("1:other");
@@ -1870,6 +1871,7 @@ fn debug_output_of_settings_and_of_every_error_holds_no_secret() {
         &settings.token,
         Duration::from_secs(1),
         &settings.timing,
+        None,
     );
     let e = nowhere
         .get_updates(Some(5), Duration::from_secs(1))
