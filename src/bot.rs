@@ -36,9 +36,15 @@ pub fn start(shared: &Shared, tg: &Telegram, shutdown: &Shutdown) -> Result<Opti
             }
             Err(e) => {
                 let wait = e.retry_after().unwrap_or_else(|| backoff.next_wait());
+                let via = match &shared.settings.tg_proxy {
+                    Some(proxy) => format!(" through the proxy {}", proxy.shown()),
+                    None => String::new(),
+                };
                 log::warn!(
-                    "telegram getMe: {e}; trying again in {} ms",
-                    wait.as_millis()
+                    "cannot reach Telegram at {}{via}: {e}; trying again in {:.1} s \
+                     (`trueconf-bot check` diagnoses it)",
+                    host_of(&shared.settings.api_url),
+                    wait.as_secs_f64()
                 );
                 if shutdown.wait(wait) {
                     return Ok(None);

@@ -396,8 +396,10 @@ fn a_proxy_that_refuses_the_credentials_is_reported_at_start_without_them() {
         "Telegram was reached without the proxy"
     );
     assert!(
-        log.contains("through the proxy http://127.0.0.1:")
-            && log.contains("the proxy refused the connection"),
+        log.contains("cannot reach Telegram at 127.0.0.1:")
+            && log.contains("through the proxy http://127.0.0.1:")
+            && log.contains("the proxy refused the connection")
+            && log.contains("`trueconf-bot check` diagnoses it"),
         "{log}"
     );
     assert!(!log.contains("wr0ng-SEKRET"), "{log}");
