@@ -32,7 +32,7 @@ test:
 	cargo test --locked --all-targets
 
 # The compressed-time soak of `make test` (probes every 10 ms, scans every
-# 100 ms, presses, Telegram faults), run for 10 minutes instead of 40 s.
+# 100 ms, presses, Telegram faults), run for 10 minutes instead of 15 s.
 soak:
 	TRUECONF_BOT_SOAK_SECONDS=600 cargo test --locked --test e2e durability::weeks -- --nocapture
 

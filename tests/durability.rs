@@ -481,12 +481,12 @@ fn sample(pid: u32, state_dir: &Path, at: Duration) -> Sample {
     }
 }
 
-/// The soak's length: 40 s, or `TRUECONF_BOT_SOAK_SECONDS` (`make soak`).
+/// The soak's length: 15 s in `make test`, or `TRUECONF_BOT_SOAK_SECONDS` (`make soak`).
 fn soak_length() -> Duration {
     let secs = std::env::var("TRUECONF_BOT_SOAK_SECONDS")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or(40);
+        .unwrap_or(15);
     Duration::from_secs(secs.max(10))
 }
 
