@@ -4,14 +4,14 @@
 //! each newly forgotten conference to the operators once, forget those that
 //! recovered, stop those still forgotten `auto_stop_after` after their alert.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 use crate::audit;
-use crate::clock::now_unix_ms;
+use crate::clock::Now;
 use crate::config::Server;
 use crate::html::{escape, shorten};
 use crate::notify::{self, NotifyCmd};
@@ -99,12 +99,18 @@ pub struct Plan {
 
 impl Plan {
     /// `found` as `find` returns it: (conference, participants unknown).
+    /// `monos` holds the monotonic reading of each mark this process made:
+    /// a conference is due only when the grace has passed by both clocks
+    /// (`Elapsed::at_least`), so a wall clock jumping ahead never stops
+    /// one early.
     pub fn decide(
         alerted: &BTreeMap<String, u64>,
+        monos: &HashMap<String, u64>,
         found: &[(Call, bool)],
-        now_ms: u64,
+        now: Now,
         grace: Option<Duration>,
     ) -> Plan {
+        let now_ms = now.wall_ms;
         let mut plan = Plan::default();
         for (i, (call, unknown)) in found.iter().enumerate() {
             let id = &call.session_id;
@@ -119,7 +125,7 @@ impl Plan {
                     plan.keep.insert(id.clone(), now_ms);
                 }
                 (Some(&at), false) => {
-                    let waited = Duration::from_millis(now_ms.saturating_sub(at));
+                    let waited = now.since(at, monos.get(id).copied()).at_least();
                     let due = grace.is_some_and(|grace| waited >= grace);
                     // One without an id cannot be stopped: it keeps its mark.
                     if due && call.conference_id.is_some() {
@@ -135,8 +141,18 @@ impl Plan {
     }
 }
 
+/// The monotonic readings of the forgotten marks this process made (the
+/// marks themselves, in wall ms, are in state.json).
+pub type Monos = HashMap<String, u64>;
+
 /// The scheduled scan of one server.
-pub fn scan(shared: &Shared, server: &Server, client: &TrueConf, notifier: &Sender<NotifyCmd>) {
+pub fn scan(
+    shared: &Shared,
+    server: &Server,
+    client: &TrueConf,
+    notifier: &Sender<NotifyCmd>,
+    monos: &mut Monos,
+) {
     let settings = &shared.settings;
     let calls = match client.running_conferences() {
         Ok(calls) => calls,
@@ -146,16 +162,21 @@ pub fn scan(shared: &Shared, server: &Server, client: &TrueConf, notifier: &Send
         }
     };
     let found = find(client, calls, settings.forgotten.after);
-    let now = now_unix_ms();
+    let now = Now::read();
     let grace = settings.forgotten.auto_stop_after;
     let alerted = shared.store.server(&server.name).forgotten_alerted;
-    let mut plan = Plan::decide(&alerted, &found, now, grace);
+    let mut plan = Plan::decide(&alerted, monos, &found, now, grace);
     for &i in &plan.due {
         let call = &found[i].0;
         if !auto_stop(shared, server, client, call) {
             // Try again after another grace time, not at every scan.
-            plan.keep.insert(call.session_id.clone(), now);
+            plan.keep.insert(call.session_id.clone(), now.wall_ms);
+            monos.insert(call.session_id.clone(), now.mono_ms);
         }
+    }
+    monos.retain(|id, _| plan.keep.contains_key(id));
+    for &i in &plan.fresh {
+        monos.insert(found[i].0.session_id.clone(), now.mono_ms);
     }
     if !plan.due.is_empty() {
         let _ = notifier.send(NotifyCmd::Wake);
@@ -319,9 +340,72 @@ mod tests {
                 (vec![], vec![], marks(&[("a", now + 60 * MIN)])),
             ),
         ];
+        // The process started long before; every mark here is from before it.
+        let clock = Now {
+            wall_ms: now,
+            mono_ms: now,
+            start_wall_ms: 0,
+        };
         for (name, alerted, found, grace, (fresh, due, keep)) in cases {
-            let plan = Plan::decide(&alerted, &found, now, grace);
+            let plan = Plan::decide(&alerted, &Monos::new(), &found, clock, grace);
             assert_eq!(plan, Plan { keep, fresh, due }, "{name}");
         }
+    }
+
+    #[test]
+    fn a_wall_clock_jump_never_makes_auto_stop_act_before_its_grace() {
+        let grace = Some(Duration::from_millis(10 * MIN));
+        let found = vec![(call("a", true), false)];
+        let start = 1_000 * MIN;
+        // Marked by this process 1 s ago (monotonic) …
+        let monos: Monos = [("a".to_string(), 100 * MIN - 1000)].into();
+        let marked = |wall: u64| -> BTreeMap<String, u64> { [("a".to_string(), wall)].into() };
+        let at = |wall_ms: u64| Now {
+            wall_ms,
+            mono_ms: 100 * MIN,
+            start_wall_ms: start,
+        };
+        let mark_wall = start + 100 * MIN - 1000;
+        // … while the wall clock says a day has passed: not due.
+        let plan = Plan::decide(
+            &marked(mark_wall),
+            &monos,
+            &found,
+            at(mark_wall + 1440 * MIN),
+            grace,
+        );
+        assert!(plan.due.is_empty(), "{plan:?}");
+        // The wall clock an hour behind: not due either (it waits).
+        let plan = Plan::decide(
+            &marked(mark_wall),
+            &monos,
+            &found,
+            at(mark_wall - 60 * MIN),
+            grace,
+        );
+        assert!(plan.due.is_empty(), "{plan:?}");
+        // The grace passed by both clocks: due.
+        let later = Now {
+            wall_ms: mark_wall + 10 * MIN + 1000,
+            mono_ms: 100 * MIN + 10 * MIN,
+            start_wall_ms: start,
+        };
+        let plan = Plan::decide(&marked(mark_wall), &monos, &found, later, grace);
+        assert_eq!(plan.due, [0]);
+        // A mark from before a restart on a router whose clock was set by
+        // NTP a day ahead after the start: measured from the start, not due.
+        let after_boot = Now {
+            wall_ms: start + 1440 * MIN,
+            mono_ms: 60_000,
+            start_wall_ms: start,
+        };
+        let plan = Plan::decide(
+            &marked(start - 1000),
+            &Monos::new(),
+            &found,
+            after_boot,
+            grace,
+        );
+        assert!(plan.due.is_empty(), "{plan:?}");
     }
 }

@@ -122,10 +122,11 @@ pub fn run(parts: ServerThread, jobs: Receiver<ServerJob>) {
     let scan_every = shared.settings.forgotten.scan_every;
     let mut next_scan = scan_every.map(|every| Instant::now() + every);
     let mut queue: Vec<ServerJob> = Vec::new();
+    let mut monos = forgotten::Monos::new();
     loop {
         if let (Some(due), Some(every)) = (next_scan, scan_every) {
             if Instant::now() >= due {
-                forgotten::scan(&shared, server, &here.client, &parts.notify);
+                forgotten::scan(&shared, server, &here.client, &parts.notify, &mut monos);
                 next_scan = Some(Instant::now() + every);
             }
         }
