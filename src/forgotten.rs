@@ -5,22 +5,20 @@
 //! recovered, stop those still forgotten `auto_stop_after` after their alert.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::audit;
 use crate::clock::Now;
 use crate::config::Server;
+use crate::fetch::{FetchJob, FetchPool};
 use crate::html::{escape, shorten};
 use crate::notify::{self, NotifyCmd};
 use crate::screen;
 use crate::shared::Shared;
 use crate::trueconf::{Call, Stopped, TrueConf};
 
-/// Participant lists fetched at once during a search.
-const PARALLEL_FETCHES: usize = 8;
 /// More newly forgotten conferences than this in one scan are announced in
 /// one summary with a button to the list, not one push each.
 const FLOOD: usize = 3;
@@ -28,57 +26,56 @@ const FLOOD: usize = 3;
 /// Running conferences older than `threshold` that look forgotten (SPEC §7.6):
 /// nobody left, only the owner/moderator left, or nobody with role 2. Each
 /// with `true` when its participants could not be read (shown as unknown).
-pub fn find(client: &TrueConf, calls: Vec<Call>, threshold: Duration) -> Vec<(Call, bool)> {
+/// The participant lists are read on the shared fetchers.
+pub fn find(
+    pool: &FetchPool,
+    client: &Arc<TrueConf>,
+    calls: Vec<Call>,
+    threshold: Duration,
+) -> Vec<(Call, bool)> {
     let old: Vec<Call> = calls
         .into_iter()
         .filter(|c| Duration::from_secs(c.duration) >= threshold)
         .collect();
-    let verdicts: Vec<Mutex<Option<Verdict>>> = old.iter().map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..PARALLEL_FETCHES.min(old.len()) {
-            let job = || {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(call) = old.get(i) else { break };
-                    let verdict = match client.participants(&call.session_id) {
-                        Ok(ps) => {
-                            let leaders = ps.iter().filter(|p| p.role == 2).count();
-                            let forgotten =
-                                ps.is_empty() || leaders == 0 || (ps.len() == 1 && leaders == 1);
-                            if forgotten {
-                                Verdict::Forgotten
-                            } else {
-                                Verdict::Alive
-                            }
+    let verdicts: Arc<Mutex<Vec<Option<Verdict>>>> = Arc::new(Mutex::new(vec![None; old.len()]));
+    let jobs: Vec<FetchJob> = old
+        .iter()
+        .enumerate()
+        .map(|(i, call)| {
+            let (client, verdicts) = (client.clone(), verdicts.clone());
+            let session = call.session_id.clone();
+            Box::new(move || {
+                let verdict = match client.participants(&session) {
+                    Ok(ps) => {
+                        let leaders = ps.iter().filter(|p| p.role == 2).count();
+                        let forgotten =
+                            ps.is_empty() || leaders == 0 || (ps.len() == 1 && leaders == 1);
+                        if forgotten {
+                            Verdict::Forgotten
+                        } else {
+                            Verdict::Alive
                         }
-                        Err(_) => Verdict::Unknown,
-                    };
-                    *verdicts[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(verdict);
-                }
-            };
-            let spawned = std::thread::Builder::new()
-                .name("forgotten".into())
-                .stack_size(128 * 1024)
-                .spawn_scoped(scope, job);
-            if spawned.is_err() {
-                log::warn!("cannot start a participants thread; fewer run in parallel");
-            }
-        }
-    });
+                    }
+                    Err(_) => Verdict::Unknown,
+                };
+                let mut all = verdicts.lock().unwrap_or_else(|p| p.into_inner());
+                all[i] = Some(verdict);
+            }) as FetchJob
+        })
+        .collect();
+    pool.run_all(jobs);
+    let verdicts = verdicts.lock().unwrap_or_else(|p| p.into_inner()).clone();
     old.into_iter()
         .zip(verdicts)
-        .filter_map(
-            |(call, v)| match v.into_inner().unwrap_or_else(|p| p.into_inner()) {
-                Some(Verdict::Forgotten) => Some((call, false)),
-                Some(Verdict::Unknown) | None => Some((call, true)),
-                Some(Verdict::Alive) => None,
-            },
-        )
+        .filter_map(|(call, v)| match v {
+            Some(Verdict::Forgotten) => Some((call, false)),
+            Some(Verdict::Unknown) | None => Some((call, true)),
+            Some(Verdict::Alive) => None,
+        })
         .collect()
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 enum Verdict {
     Forgotten,
     Alive,
@@ -149,7 +146,7 @@ pub type Monos = HashMap<String, u64>;
 pub fn scan(
     shared: &Shared,
     server: &Server,
-    client: &TrueConf,
+    (pool, client): (&FetchPool, &Arc<TrueConf>),
     notifier: &Sender<NotifyCmd>,
     monos: &mut Monos,
 ) {
@@ -161,7 +158,7 @@ pub fn scan(
             return;
         }
     };
-    let found = find(client, calls, settings.forgotten.after);
+    let found = find(pool, client, calls, settings.forgotten.after);
     let now = Now::read();
     let grace = settings.forgotten.auto_stop_after;
     let alerted = shared.store.server(&server.name).forgotten_alerted;
