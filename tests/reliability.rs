@@ -2206,3 +2206,37 @@ fn twenty_servers_scanning_at_once_stay_within_the_thread_budget() {
             .count();
     assert_eq!(summaries, N as usize, "{}", d.tg.transcript(OP));
 }
+
+/// ARCHITECTURE.md's thread table is what `ps -T` shows.
+#[test]
+fn the_threads_are_the_ones_architecture_names() {
+    let d = Deployed::new(vec![Srv::new("Main"), Srv::new("Branch")]);
+    let bot = d.start();
+    let names = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", bot.pid()))
+            .unwrap()
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+            .map(|n| n.trim().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    let mut expected: Vec<String> = ["trueconf-bot", "bot", "notify"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain((0..2).flat_map(|i| [format!("probe-{i}"), format!("server-{i}")]))
+        .chain((0..8).map(|k| format!("fetch-{k}")))
+        .collect();
+    expected.sort();
+    // `commands` lives until the command menus are registered.
+    assert!(
+        wait_until(WAIT, || names() == expected),
+        "{:?} vs {expected:?}",
+        names()
+    );
+    // /status starts a short-lived `overview`; it ends once answered.
+    d.tg.push_message(OP, OP, "/status", None);
+    d.tg.wait(OP, |m| m.plain.starts_with("All servers"));
+    assert!(wait_until(WAIT, || names() == expected), "{:?}", names());
+}
