@@ -139,6 +139,13 @@ pub fn run(
     let limits = Limits::probe(server.probe_interval, &settings.timing);
     let client = Client::new(&Trust::BuiltIn, limits);
     let mut judge = Judge::default();
+    // Probes are spread over the interval: prober i of N starts at
+    // i·interval/N, so N servers are never probed at the same instant.
+    let spread = server.probe_interval * index as u32 / settings.servers.len().max(1) as u32;
+    match commands.recv_timeout(spread) {
+        Ok(ProbeCmd::Quit) | Err(RecvTimeoutError::Disconnected) => return,
+        Ok(ProbeCmd::Wake) | Err(RecvTimeoutError::Timeout) => {}
+    }
     loop {
         if !shared.store.monitoring(server) {
             judge = Judge::default();

@@ -124,10 +124,10 @@ pub fn run(parts: ServerThread, jobs: Receiver<ServerJob>) {
     };
     let scan_every = shared.settings.forgotten.scan_every;
     // Scans are spread over their interval: server i of N first scans at
-    // every + i·every/N, so N servers never scan at the same instant.
+    // (i+1)·every/N, so N servers never scan at the same instant.
     let servers = shared.settings.servers.len().max(1) as u32;
-    let offset = |every: Duration| every * parts.index as u32 / servers;
-    let mut next_scan = scan_every.map(|every| Instant::now() + every + offset(every));
+    let first = |every: Duration| every * (parts.index as u32 + 1) / servers;
+    let mut next_scan = scan_every.map(|every| Instant::now() + first(every));
     let mut queue: Vec<ServerJob> = Vec::new();
     let mut monos = forgotten::Monos::new();
     loop {

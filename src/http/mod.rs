@@ -8,8 +8,12 @@ use std::fmt;
 use std::io::ErrorKind;
 use std::time::Duration;
 
+use std::net::{IpAddr, SocketAddr};
+
 use ureq::Agent;
 use ureq::tls::TlsConfig;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use std::path::PathBuf;
 
@@ -197,6 +201,46 @@ impl ProxyUrl {
     }
 }
 
+/// Name resolution without a thread for what needs none: an address given
+/// as an IP literal (the usual `ip = "10.0.0.5"` of a TrueConf server) is
+/// used as it is; names go to ureq's resolver, which resolves in a thread
+/// of its own so that a hanging DNS cannot outlast the connect timeout.
+/// (ureq starts that thread for literals too: with 100 servers probed at
+/// once that was a hundred threads.)
+#[derive(Debug, Default)]
+pub(crate) struct Resolve(DefaultResolver);
+
+impl Resolver for Resolve {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let literal = uri.authority().and_then(|authority| {
+            let host = authority
+                .host()
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            let ip: IpAddr = host.parse().ok()?;
+            let port = authority.port_u16().or(match uri.scheme_str() {
+                Some("https") => Some(443),
+                Some("http") => Some(80),
+                _ => None,
+            })?;
+            Some(SocketAddr::new(ip, port))
+        });
+        match literal {
+            Some(addr) => {
+                let mut found = self.empty();
+                found.push(addr);
+                Ok(found)
+            }
+            None => self.0.resolve(uri, config, timeout),
+        }
+    }
+}
+
 impl Client {
     /// An agent that verifies TLS as `trust` says.
     pub fn new(trust: &Trust, timeouts: Limits) -> Client {
@@ -223,17 +267,24 @@ impl Client {
             .max_response_header_size(16 * 1024)
             .max_idle_age(Duration::from_secs(50));
         let agent = match trust {
-            Trust::BuiltIn => builder.build().new_agent(),
-            Trust::Off => builder
-                .tls_config(TlsConfig::builder().disable_verification(true).build())
-                .build()
-                .new_agent(),
+            Trust::BuiltIn => Agent::with_parts(
+                builder.build(),
+                DefaultConnector::default(),
+                Resolve::default(),
+            ),
+            Trust::Off => Agent::with_parts(
+                builder
+                    .tls_config(TlsConfig::builder().disable_verification(true).build())
+                    .build(),
+                DefaultConnector::default(),
+                Resolve::default(),
+            ),
             Trust::Pinned { certs, .. } => {
                 let certs = certs
                     .iter()
                     .map(|der| rustls::pki_types::CertificateDer::from(der.clone()))
                     .collect();
-                tls::pinned_agent(builder.build(), certs)
+                tls::pinned_agent(builder.build(), certs, Resolve::default())
             }
         };
         Client {

@@ -19,7 +19,6 @@ use rustls::{
 use ureq::Agent;
 use ureq::config::Config;
 use ureq::http::Uri;
-use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, TcpConnector,
     Transport, TransportAdapter, time,
@@ -77,12 +76,16 @@ fn pem_reason(e: pem::Error) -> String {
 /// `config` supplies timeouts, buffer sizes and pooling; its `tls_config` is ignored and
 /// its proxy must be None (this connector chain has no proxy support). Plain `http://`
 /// URLs go over bare TCP. Certificate failures surface as `ureq::Error::Rustls(..)`.
-pub(crate) fn pinned_agent(config: Config, certs: Vec<CertificateDer<'static>>) -> Agent {
+pub(crate) fn pinned_agent(
+    config: Config,
+    certs: Vec<CertificateDer<'static>>,
+    resolver: super::Resolve,
+) -> Agent {
     let tls = PinnedTlsConnector {
         client: client_config(certs),
     };
     let connector = ().chain(TcpConnector::default()).chain(tls);
-    Agent::with_parts(config, connector, DefaultResolver::default())
+    Agent::with_parts(config, connector, resolver)
 }
 
 /// The rustls client settings for `certs`. Err only if the ring provider cannot do the
@@ -481,7 +484,7 @@ mod tests {
             .timeout_global(Some(timeout))
             .proxy(None)
             .build();
-        pinned_agent(config, certs)
+        pinned_agent(config, certs, super::super::Resolve::default())
     }
 
     fn fetch(agent: &Agent, url: &str) -> Result<String, ureq::Error> {
