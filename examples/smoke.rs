@@ -57,7 +57,7 @@ fn main() -> ExitCode {
         runner: rest.to_vec(),
     };
     println!("smoke: {}", target.describe());
-    let steps: [(&str, fn(&Target) -> Result<String, String>); 3] = [
+    let steps: [(&str, Step); 3] = [
         ("--version", version),
         ("check, server unreachable", check_unreachable),
         ("/start → menu → status → DOWN alert", chat_and_alert),
@@ -87,6 +87,9 @@ fn main() -> ExitCode {
         ExitCode::FAILURE
     }
 }
+
+/// One smoke step: what it saw, or why it failed.
+type Step = fn(&Target) -> Result<String, String>;
 
 /// The binary and how to start it.
 struct Target {
