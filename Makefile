@@ -25,7 +25,7 @@ $(error TARGET=$(TARGET) is none of: $(TARGETS))
 endif
 
 .PHONY: all build run test lint static static-setup smoke smoke-setup bench footprint \
-        install uninstall install-test dist archive deb deb-test sums clean
+        install uninstall install-test openwrt-test dist archive deb deb-test sums clean
 
 all: build
 
@@ -194,6 +194,10 @@ uninstall:
 # PREFIX=/usr, and the refusal when nothing is built.
 install-test:
 	packaging/test-install.sh $(TARGET)
+
+# Checks the OpenWrt init script's procd service with stubbed procd helpers.
+openwrt-test:
+	packaging/openwrt/test.sh
 
 # --- Release archives and Debian packages ----------------------------------------
 
