@@ -487,6 +487,8 @@ fn measure(target: &Target, n: usize) -> Result<Vec<(&'static str, Memory)>, Str
         screen = lab.press(&bot, &screen, "Back", "Choose a server")?;
     }
     let warm = memory(bot.id());
+    let state = std::fs::metadata(lab.dir.join("state.json")).map_or(0, |m| m.len());
+    println!("{n:<8} state.json after the warm-up: {state} bytes");
     Ok(vec![("started", started), ("warmed up", warm)])
 }
 
