@@ -432,7 +432,7 @@ fn footprint(bin: &Path) -> ExitCode {
     );
     for n in [2, 20] {
         match measure(&target, n) {
-            Ok(rows) => {
+            Ok(Footprint { rows, state_bytes }) => {
                 for (when, m) in rows {
                     println!(
                         "{n:<8} {when:<10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",
@@ -444,6 +444,7 @@ fn footprint(bin: &Path) -> ExitCode {
                         m.threads
                     );
                 }
+                println!("{n:<8} state.json after the warm-up: {state_bytes} bytes");
             }
             Err(why) => {
                 println!("footprint with {n} servers FAILED: {why}");
@@ -454,7 +455,15 @@ fn footprint(bin: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn measure(target: &Target, n: usize) -> Result<Vec<(&'static str, Memory)>, String> {
+/// What one footprint run saw.
+struct Footprint {
+    /// (when, memory): just after start, after the warm-up.
+    rows: Vec<(&'static str, Memory)>,
+    /// The size of state.json after the warm-up.
+    state_bytes: u64,
+}
+
+fn measure(target: &Target, n: usize) -> Result<Footprint, String> {
     let lab = Lab::new(n, 15.0);
     lab.servers[0].generate_users(20_000, 7);
     lab.servers[0].set_conferences(
@@ -487,9 +496,11 @@ fn measure(target: &Target, n: usize) -> Result<Vec<(&'static str, Memory)>, Str
         screen = lab.press(&bot, &screen, "Back", "Choose a server")?;
     }
     let warm = memory(bot.id());
-    let state = std::fs::metadata(lab.dir.join("state.json")).map_or(0, |m| m.len());
-    println!("{n:<8} state.json after the warm-up: {state} bytes");
-    Ok(vec![("started", started), ("warmed up", warm)])
+    let state_bytes = std::fs::metadata(lab.dir.join("state.json")).map_or(0, |m| m.len());
+    Ok(Footprint {
+        rows: vec![("started", started), ("warmed up", warm)],
+        state_bytes,
+    })
 }
 
 /// From /proc/PID/status, in KiB (threads: a count).
