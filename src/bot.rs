@@ -15,6 +15,7 @@ use crate::callback::Press;
 use crate::chat::{self, Patience};
 use crate::config::Role;
 use crate::error::Error;
+use crate::http::NetError;
 use crate::locale::Tr;
 use crate::overview::Overview;
 use crate::screen;
@@ -28,6 +29,7 @@ use crate::timing::Backoff;
 /// network trouble. `None` when shut down while waiting.
 pub fn start(shared: &Shared, tg: &Telegram, shutdown: &Shutdown) -> Result<Option<String>, Error> {
     let mut backoff = Backoff::new(&shared.settings.timing);
+    let mut failures = 0u32;
     let username = loop {
         match tg.get_me() {
             Ok(name) => break name,
@@ -36,10 +38,23 @@ pub fn start(shared: &Shared, tg: &Telegram, shutdown: &Shutdown) -> Result<Opti
             }
             Err(e) => {
                 let wait = e.retry_after().unwrap_or_else(|| backoff.next_wait());
-                log::warn!(
-                    "telegram getMe: {e}; trying again in {} ms",
-                    wait.as_millis()
-                );
+                let host = shared.settings.telegram_host();
+                failures += 1;
+                if failures == 1 {
+                    log::warn!(
+                        "cannot reach Telegram at {host}: {}; trying again in {} ms, and for as \
+                         long as it takes. {} tells what is wrong",
+                        why_unreachable(&e),
+                        wait.as_millis(),
+                        check_hint(&shared.settings.path)
+                    );
+                } else {
+                    log::warn!(
+                        "still cannot reach Telegram at {host} ({failures} tries): {}; trying again in {} ms",
+                        why_unreachable(&e),
+                        wait.as_millis()
+                    );
+                }
                 if shutdown.wait(wait) {
                     return Ok(None);
                 }
@@ -50,6 +65,39 @@ pub fn start(shared: &Shared, tg: &Telegram, shutdown: &Shutdown) -> Result<Opti
     // shows as 409 there, which deletes it again.
     delete_webhook(tg);
     Ok(Some(username))
+}
+
+/// Why Telegram could not be reached, in the admin's terms (DNS, refused,
+/// TLS, timeout, a proxy's page).
+fn why_unreachable(e: &TgError) -> String {
+    match e {
+        TgError::Net(NetError::Unreachable(why)) if why.contains("host name not found") => {
+            "the host name does not resolve (DNS)".into()
+        }
+        TgError::Net(NetError::Unreachable(why)) => format!("no connection ({why})"),
+        TgError::Net(NetError::Timeout) => "no answer in time (timeout)".into(),
+        TgError::Net(NetError::Tls(why)) => format!("the TLS handshake failed ({why})"),
+        TgError::Net(NetError::Other(why)) => format!("the request failed ({why})"),
+        TgError::Api {
+            code, description, ..
+        } => format!("Telegram answered {code} {description}"),
+        TgError::BadAnswer { status } => format!(
+            "the answer is not the Bot API's (HTTP {status}; a proxy or captive portal in between?)"
+        ),
+    }
+}
+
+/// The self-test command for these settings. Under systemd the bot reads a
+/// private copy (LoadCredential=), which the admin cannot pass to `check`.
+fn check_hint(path: &std::path::Path) -> String {
+    let copy = std::env::var_os("CREDENTIALS_DIRECTORY").is_some_and(|dir| path.starts_with(dir));
+    if copy {
+        "`trueconf-bot check --config FILE` (FILE: the settings LoadCredential= names, \
+         e.g. /etc/trueconf-bot/settings.toml)"
+            .into()
+    } else {
+        format!("`trueconf-bot check --config {}`", path.display())
+    }
 }
 
 /// deleteWebhook (pending updates kept): polling needs no webhook.
@@ -383,5 +431,24 @@ mod tests {
         assert_eq!(parse_command("/start@Bot extra", "bot"), Some("start"));
         assert_eq!(parse_command("/start@other_bot", "bot"), None);
         assert_eq!(parse_command("hello", "bot"), None);
+    }
+
+    #[test]
+    fn why_telegram_is_unreachable_in_the_admins_terms() {
+        let net = |e| why_unreachable(&TgError::Net(e));
+        assert_eq!(
+            net(NetError::Unreachable("host name not found".into())),
+            "the host name does not resolve (DNS)"
+        );
+        assert_eq!(
+            net(NetError::Unreachable("connection refused".into())),
+            "no connection (connection refused)"
+        );
+        assert_eq!(net(NetError::Timeout), "no answer in time (timeout)");
+        assert_eq!(
+            net(NetError::Tls("certificate not trusted".into())),
+            "the TLS handshake failed (certificate not trusted)"
+        );
+        assert!(why_unreachable(&TgError::BadAnswer { status: 502 }).contains("proxy"));
     }
 }

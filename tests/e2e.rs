@@ -16,3 +16,5 @@ mod extras;
 mod reliability;
 // Issue 12: forum topics, alert chats, delivery rules, the bounded poll, start-up retries.
 mod delivery;
+// Issue 14: a first run that explains itself (first log line, token, unreachable Telegram).
+mod first_run;
