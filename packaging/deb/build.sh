@@ -57,6 +57,7 @@ esac
     sed -e '1,/^SOFTWARE\.$/!d' -e '1,4d' -e 's/^$/./' -e 's/^/ /' LICENSE
 } > "$doc/copyright"
 grep -q 'WITHOUT WARRANTY' "$doc/copyright" || { echo "$0: licence text missing" >&2; exit 1; }
+grep -q '^ rustls v' "$doc/copyright" || { echo "$0: cargo tree listed no crates" >&2; exit 1; }
 
 # A native package: its changelog is /usr/share/doc/PACKAGE/changelog.gz.
 {

@@ -131,8 +131,10 @@ for deb in "$@"; do
     # Docs: the changelog names this version; the copyright file the licence.
     zcat "$root/usr/share/doc/$name/changelog.gz" | head -n1 | grep -q "^$name ($version) " \
         && pass "changelog.gz: $version" || fail "changelog.gz does not start with $version"
-    grep -q '^License: MIT' "$root/usr/share/doc/$name/copyright" \
-        && pass "copyright: MIT, with the statically linked crates" || fail "copyright: no MIT licence"
+    crates=$(grep -c '^ [a-z0-9_-]* v[0-9]' "$root/usr/share/doc/$name/copyright")
+    grep -q '^License: MIT' "$root/usr/share/doc/$name/copyright" && grep -q '^ rustls v' "$root/usr/share/doc/$name/copyright" \
+        && pass "copyright: MIT, and the $crates statically linked crates with their licences" \
+        || fail "copyright: no MIT licence or no crate list"
 
     # Maintainer scripts, run against stubs in a fake root.
     for tool in systemctl deb-systemd-invoke; do
