@@ -24,7 +24,7 @@ ifeq ($(filter $(TARGET),$(TARGETS)),)
 $(error TARGET=$(TARGET) is none of: $(TARGETS))
 endif
 
-.PHONY: all build run test lint static static-setup smoke smoke-setup bench footprint \
+.PHONY: all build run test soak lint static static-setup smoke smoke-setup bench footprint \
         install uninstall install-test openwrt-test dist dist-test archive deb deb-test sums clean
 
 all: build
@@ -46,6 +46,11 @@ run: build
 # Every test: unit tests and the end-to-end suite against the fake servers.
 test:
 	cargo test --locked --all-targets
+
+# The compressed-time soak of `make test` (probes every 10 ms, scans every
+# 100 ms, presses, Telegram faults), run for 10 minutes instead of 15 s.
+soak:
+	TRUECONF_BOT_SOAK_SECONDS=600 cargo test --locked --test e2e durability::weeks -- --nocapture
 
 lint:
 	cargo fmt --check

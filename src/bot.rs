@@ -38,21 +38,26 @@ pub fn start(shared: &Shared, tg: &Telegram, shutdown: &Shutdown) -> Result<Opti
             }
             Err(e) => {
                 let wait = e.retry_after().unwrap_or_else(|| backoff.next_wait());
+                let via = match &shared.settings.tg_proxy {
+                    Some(proxy) => format!(" through the proxy {}", proxy.shown()),
+                    None => String::new(),
+                };
                 let host = shared.settings.telegram_host();
                 failures += 1;
                 if failures == 1 {
                     log::warn!(
-                        "cannot reach Telegram at {host}: {}; trying again in {} ms, and for as \
-                         long as it takes. {} tells what is wrong",
+                        "cannot reach Telegram at {host}{via}: {}; trying again in {:.1} s, and for \
+                         as long as it takes (`trueconf-bot check` diagnoses it: {})",
                         why_unreachable(&e),
-                        wait.as_millis(),
+                        wait.as_secs_f64(),
                         check_hint(&shared.settings.path)
                     );
                 } else {
                     log::warn!(
-                        "still cannot reach Telegram at {host} ({failures} tries): {}; trying again in {} ms",
+                        "still cannot reach Telegram at {host}{via} ({failures} tries): {}; \
+                         trying again in {:.1} s",
                         why_unreachable(&e),
-                        wait.as_millis()
+                        wait.as_secs_f64()
                     );
                 }
                 if shutdown.wait(wait) {
@@ -92,11 +97,11 @@ fn why_unreachable(e: &TgError) -> String {
 fn check_hint(path: &std::path::Path) -> String {
     let copy = std::env::var_os("CREDENTIALS_DIRECTORY").is_some_and(|dir| path.starts_with(dir));
     if copy {
-        "`trueconf-bot check --config FILE` (FILE: the settings LoadCredential= names, \
-         e.g. /etc/trueconf-bot/settings.toml)"
+        "trueconf-bot check --config FILE, FILE being the settings LoadCredential= names \
+         (e.g. /etc/trueconf-bot/settings.toml)"
             .into()
     } else {
-        format!("`trueconf-bot check --config {}`", path.display())
+        format!("trueconf-bot check --config {}", path.display())
     }
 }
 

@@ -50,8 +50,15 @@ pub fn run(settings: &Settings) -> Result<(), Error> {
     {
         let tx = tx.clone();
         let (url, token) = (settings.api_url.clone(), settings.token.clone());
+        let proxy = settings.tg_proxy.clone();
         std::thread::spawn(move || {
-            let tg = Telegram::new(&url, &token, Duration::from_secs(1), &timing);
+            let tg = Telegram::new(
+                &url,
+                &token,
+                Duration::from_secs(1),
+                &timing,
+                proxy.as_ref(),
+            );
             let _ = tx.send((0, vec![telegram(&tg)]));
         });
     }

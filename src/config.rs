@@ -10,7 +10,7 @@ use toml::Value;
 
 use crate::clock::{Zone, zoneinfo_dir};
 use crate::error::Error;
-use crate::http::Trust;
+use crate::http::{ProxyUrl, Trust};
 use crate::timing::Timing;
 
 /// A secret string (bot token, client secret, access token). `Debug` and
@@ -133,6 +133,8 @@ pub struct Settings {
     /// The zone of every time shown (`timezone`; default: the system's).
     pub timezone: Zone,
     pub api_url: String,
+    /// A proxy for every Telegram request (`tg-proxy`); credentials secret.
+    pub tg_proxy: Option<ProxyUrl>,
     pub poll_timeout: Duration,
     pub state_dir: PathBuf,
     pub locales_dir: Option<PathBuf>,
@@ -330,6 +332,7 @@ pub const TOP_KEYS: &[&str] = &[
     "locale",
     "timezone",
     "tg-api-url",
+    "tg-proxy",
     "tg-poll-timeout",
     "state-dir",
     "locales-dir",
@@ -444,6 +447,17 @@ impl Reader {
         if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
             self.problem("tg-api-url", "must start with https:// or http://");
         }
+        let tg_proxy = match self.string(t, "tg-proxy", "tg-proxy", false) {
+            Some(url) if url.trim().is_empty() => None,
+            Some(url) => match ProxyUrl::parse(&url) {
+                Ok(proxy) => Some(proxy),
+                Err(why) => {
+                    self.problem("tg-proxy", why);
+                    None
+                }
+            },
+            None => None,
+        };
         let poll_timeout = self
             .number(t, "tg-poll-timeout", "tg-poll-timeout")
             .unwrap_or(30.0);
@@ -490,6 +504,7 @@ impl Reader {
             locale,
             timezone,
             api_url,
+            tg_proxy,
             poll_timeout: Duration::from_secs_f64(poll_timeout.clamp(1.0, 50.0)),
             state_dir,
             locales_dir,

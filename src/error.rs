@@ -19,6 +19,8 @@ pub enum Error {
     TokenRejected,
     /// The self-test found a failing check (exit 1); the lines were printed already.
     CheckFailed,
+    /// Another bot holds the lock of this state dir (exit 1).
+    AlreadyRunning { pid: Option<u32>, dir: PathBuf },
 }
 
 impl Error {
@@ -26,7 +28,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) | Error::Config { .. } | Error::TokenRejected => 2,
-            Error::CheckFailed => 1,
+            Error::CheckFailed | Error::AlreadyRunning { .. } => 1,
         }
     }
 }
@@ -48,6 +50,15 @@ impl fmt::Display for Error {
                  (ask @BotFather for the current one)"
             ),
             Error::CheckFailed => write!(f, "self-test: at least one check failed"),
+            Error::AlreadyRunning { pid, dir } => {
+                let pid = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+                write!(
+                    f,
+                    "another trueconf-bot{pid} uses {}; stop it first, or give this one \
+                     another state-dir",
+                    dir.display()
+                )
+            }
         }
     }
 }
@@ -63,6 +74,17 @@ mod tests {
         assert_eq!(Error::TokenRejected.exit_code(), 2);
         assert_eq!(Error::Usage("x".into()).exit_code(), 2);
         assert_eq!(Error::CheckFailed.exit_code(), 1);
+        let running = Error::AlreadyRunning {
+            pid: Some(4242),
+            dir: "/var/lib/trueconf-bot".into(),
+        };
+        assert_eq!(running.exit_code(), 1);
+        assert!(
+            running
+                .to_string()
+                .starts_with("another trueconf-bot (pid 4242) uses /var/lib/trueconf-bot;"),
+            "{running}"
+        );
     }
 
     #[test]

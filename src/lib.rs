@@ -46,8 +46,9 @@ use crate::state::Store;
 use crate::telegram::Telegram;
 
 /// Runs the bot until `shutdown` is triggered. Fails only at start, when
-/// Telegram rejects the bot token (exit 2). A state dir that cannot be
-/// created or written is logged, and the bot serves from memory.
+/// another bot uses the same state dir (exit 1) or Telegram rejects the bot
+/// token (exit 2). A state dir that cannot be created or written is logged,
+/// and the bot serves from memory.
 pub fn run(settings: Settings, locales: Locales, shutdown: Shutdown) -> Result<(), Error> {
     if let Err(e) = std::fs::create_dir_all(&settings.state_dir) {
         // Serving matters more than remembering: go on from memory.
@@ -56,6 +57,7 @@ pub fn run(settings: Settings, locales: Locales, shutdown: Shutdown) -> Result<(
             settings.state_dir.display()
         );
     }
+    let _lock = state::InstanceLock::acquire(&settings.state_dir)?;
     let (store, warnings) = Store::open(&settings.state_dir);
     for w in warnings {
         log::warn!("{w}");
@@ -75,7 +77,11 @@ pub fn run(settings: Settings, locales: Locales, shutdown: Shutdown) -> Result<(
         &settings.token,
         settings.poll_timeout,
         &timing,
+        settings.tg_proxy.as_ref(),
     );
+    if let Some(proxy) = &settings.tg_proxy {
+        log::info!("Telegram is reached through the proxy {}", proxy.shown());
+    }
     let shared = Arc::new(Shared {
         settings,
         locales,

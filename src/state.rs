@@ -1,10 +1,13 @@
 //! What the bot must remember across restarts (SPEC §3): `state.json` in the
-//! state dir, written atomically (temp file + rename). A corrupt or missing
-//! file is reported and replaced, never fatal; an unwritable dir is reported
-//! and the bot keeps serving from memory. Never holds a secret.
+//! state dir, written so that it survives a power cut (a temp file of its
+//! own, fsync, rename, fsync of the dir), and the lock that keeps a second
+//! bot off the same dir. A corrupt or missing file is reported and replaced,
+//! never fatal; an unwritable dir is reported and the bot keeps serving from
+//! memory. Never holds a secret.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Server;
+use crate::error::Error;
 use crate::telegram::Keyboard;
 
 /// Health of a server as the monitor last judged it.
@@ -78,17 +82,46 @@ pub struct StateData {
 }
 
 /// The state file and its in-memory copy; shared by every thread.
+///
+/// A change is made under `data` and written under `writer`, so that readers
+/// and other changers never wait for the disk. Whoever writes takes the newest
+/// copy, and `written` says which change that covered: a change waits for
+/// its own write or for a later one (several changes share a write), and an
+/// older copy never replaces a newer one.
 #[derive(Debug)]
 pub struct Store {
     path: PathBuf,
-    data: Mutex<StateData>,
+    data: Mutex<Numbered>,
+    writer: Mutex<Writer>,
     failing: AtomicBool,
 }
 
+/// The state and the number of the last change made to it.
+#[derive(Debug)]
+struct Numbered {
+    data: StateData,
+    change: u64,
+}
+
+/// The writing side: the newest change on disk, and the temp files made.
+#[derive(Debug, Default)]
+struct Writer {
+    written: u64,
+    temps: u64,
+    /// Writes so far (for `writes`).
+    writes: u64,
+}
+
 pub const FILE_NAME: &str = "state.json";
+/// The prefix of the temp files `state.json` is written through: the pid and
+/// a counter follow, so no two writers ever share one.
+const TEMP_PREFIX: &str = "state.json.tmp";
+/// The lock file of the running instance, holding its pid.
+pub const LOCK_NAME: &str = ".lock";
 
 impl Store {
-    /// Opens `state.json` in `dir`. Returns the store and warnings to log.
+    /// Opens `state.json` in `dir`, and removes the temp files a crash left
+    /// behind. Returns the store and warnings to log.
     pub fn open(dir: &Path) -> (Store, Vec<String>) {
         let path = dir.join(FILE_NAME);
         let mut warnings = Vec::new();
@@ -119,9 +152,11 @@ impl Store {
                 StateData::default()
             }
         };
+        remove_temp_files(dir);
         let store = Store {
             path,
-            data: Mutex::new(data),
+            data: Mutex::new(Numbered { data, change: 0 }),
+            writer: Mutex::new(Writer::default()),
             failing: AtomicBool::new(false),
         };
         (store, warnings)
@@ -130,17 +165,23 @@ impl Store {
     /// Reads the state.
     pub fn read<R>(&self, f: impl FnOnce(&StateData) -> R) -> R {
         let guard = self.data.lock().unwrap_or_else(|p| p.into_inner());
-        f(&guard)
+        f(&guard.data)
     }
 
-    /// Changes the state and writes it to disk if it changed.
+    /// Changes the state; when it changed, returns once it is on disk (or
+    /// could not be written). Only the change itself holds the state's lock.
     pub fn update<R>(&self, f: impl FnOnce(&mut StateData) -> R) -> R {
-        let mut guard = self.data.lock().unwrap_or_else(|p| p.into_inner());
-        let before = guard.clone();
-        let result = f(&mut guard);
-        if *guard != before {
-            self.persist(&guard);
-        }
+        let (result, change) = {
+            let mut guard = self.data.lock().unwrap_or_else(|p| p.into_inner());
+            let before = guard.data.clone();
+            let result = f(&mut guard.data);
+            if guard.data == before {
+                return result;
+            }
+            guard.change += 1;
+            (result, guard.change)
+        };
+        self.write_through(change);
         result
     }
 
@@ -161,8 +202,37 @@ impl Store {
         self.read(|d| d.servers.get(name).cloned().unwrap_or_default())
     }
 
-    fn persist(&self, data: &StateData) {
-        match write_atomically(&self.path, data) {
+    /// How many times `state.json` was written (or tried) since the start.
+    pub fn writes(&self) -> u64 {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner()).writes
+    }
+
+    /// Makes sure that change number `change` is on disk: writes the newest
+    /// state unless a write since covered it.
+    fn write_through(&self, change: u64) {
+        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if writer.written >= change {
+            return;
+        }
+        let (text, newest) = {
+            let guard = self.data.lock().unwrap_or_else(|p| p.into_inner());
+            (serde_json::to_vec_pretty(&guard.data), guard.change)
+        };
+        writer.temps += 1;
+        writer.writes += 1;
+        let temp = self.path.with_file_name(format!(
+            "{TEMP_PREFIX}.{}.{}",
+            std::process::id(),
+            writer.temps
+        ));
+        let result = text
+            .map_err(std::io::Error::other)
+            .and_then(|text| write_durably(&self.path, &temp, &text));
+        // A failed write is not tried again for the same changes: the next
+        // change tries again (and the error is logged once, not per change).
+        writer.written = newest;
+        drop(writer);
+        match result {
             Ok(()) => {
                 if self.failing.swap(false, Ordering::Relaxed) {
                     log::info!("state file {} is written again", self.path.display());
@@ -181,17 +251,112 @@ impl Store {
     }
 }
 
-fn write_atomically(path: &Path, data: &StateData) -> std::io::Result<()> {
-    let text = serde_json::to_vec_pretty(data).map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("json.tmp");
-    {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(&text)?;
-        file.write_all(b"\n")?;
-        // No fsync: the rename keeps the file whole across a crash of the
-        // process, and a torn file after a power cut is reported and replaced.
+/// Writes `text` to `temp`, flushes it to the disk, renames it over `path`
+/// and flushes the directory, so that after a power cut `path` is either the
+/// old file or the new one, whole. A temp file that failed is removed.
+fn write_durably(path: &Path, temp: &Path, text: &[u8]) -> std::io::Result<()> {
+    let written = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(temp)
+        .and_then(|mut file| {
+            file.write_all(text)?;
+            file.write_all(b"\n")?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(temp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(temp);
+        return Err(e);
     }
-    std::fs::rename(&tmp, path)
+    // The rename is in the directory: flush it too. Some file systems cannot
+    // flush a directory (EINVAL); the rename is as safe as they make it then.
+    let dir = path.parent().unwrap_or(Path::new("."));
+    match File::open(dir).and_then(|d| d.sync_all()) {
+        Err(e) if e.kind() != std::io::ErrorKind::InvalidInput => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Removes what writes cut short by a crash left: `state.json.tmp` (from older
+/// versions) and `state.json.tmp.PID.N`.
+fn remove_temp_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        let is_temp = name == TEMP_PREFIX
+            || name
+                .strip_prefix(TEMP_PREFIX)
+                .is_some_and(|rest| rest.starts_with('.'));
+        if is_temp && entry.file_type().is_ok_and(|t| t.is_file()) {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => log::debug!("removed {name}, left by a write cut short"),
+                Err(e) => log::warn!("cannot remove {}: {e}", entry.path().display()),
+            }
+        }
+    }
+}
+
+/// The running bot's claim on its state dir: `.lock` in it, locked (flock)
+/// for as long as this value lives and holding the pid. The kernel drops the
+/// lock when the process ends however it ends, so a stale file never keeps
+/// a bot from starting.
+#[derive(Debug)]
+pub struct InstanceLock {
+    _file: Option<File>,
+}
+
+impl InstanceLock {
+    /// Takes the lock of `dir`. Another process (or another `run` in this
+    /// one) holding it is an error; a dir where the lock file cannot be made
+    /// is logged and not enforced, as the bot then serves from memory anyway.
+    pub fn acquire(dir: &Path) -> Result<InstanceLock, Error> {
+        let path = dir.join(LOCK_NAME);
+        let not_enforced = |e: &dyn std::fmt::Display| {
+            log::warn!(
+                "lock file {} cannot be used ({e}); a second bot on this state dir \
+                 would not be noticed",
+                path.display()
+            );
+            Ok(InstanceLock { _file: None })
+        };
+        // Not truncated on open: the holder's pid must stay readable.
+        let mut file = match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+        {
+            Ok(file) => file,
+            Err(e) => return not_enforced(&e),
+        };
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                return Err(Error::AlreadyRunning {
+                    pid: text.trim().parse().ok(),
+                    dir: dir.to_path_buf(),
+                });
+            }
+            Err(TryLockError::Error(e)) => return not_enforced(&e),
+        }
+        let pid = format!("{}\n", std::process::id());
+        if let Err(e) = file
+            .set_len(0)
+            .and_then(|()| file.write_all(pid.as_bytes()))
+        {
+            log::warn!("lock file {}: cannot write the pid ({e})", path.display());
+        }
+        Ok(InstanceLock { _file: Some(file) })
+    }
 }
 
 #[cfg(test)]
@@ -221,6 +386,91 @@ mod tests {
         assert_eq!(fresh.read(|d| d.clone()), StateData::default());
         assert!(warnings[0].contains("is corrupt"), "{warnings:?}");
         assert!(dir.join("state.json.corrupt").exists());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    fn temp_files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(TEMP_PREFIX))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn temp_files_left_by_a_crash_are_removed_and_writes_leave_none() {
+        let dir = temp_dir("temps");
+        std::fs::write(dir.join("state.json.tmp"), "{\"last_upd").unwrap();
+        std::fs::write(dir.join("state.json.tmp.77.3"), "{").unwrap();
+        std::fs::write(dir.join("state.json.tmpfile"), "not ours").unwrap();
+        let (store, warnings) = Store::open(&dir);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(temp_files(&dir), ["state.json.tmpfile"]);
+        for id in 0..5 {
+            store.update(|d| d.last_update_id = Some(id));
+        }
+        assert_eq!(temp_files(&dir), ["state.json.tmpfile"]);
+        assert_eq!(store.writes(), 5);
+        // No change, no write.
+        store.update(|d| d.last_update_id = Some(4));
+        assert_eq!(store.writes(), 5);
+        let (again, _) = Store::open(&dir);
+        assert_eq!(again.read(|d| d.last_update_id), Some(4));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn concurrent_changes_all_reach_the_file_and_none_is_undone() {
+        let dir = temp_dir("concurrent");
+        let (store, _) = Store::open(&dir);
+        const THREADS: u64 = 8;
+        const CHANGES: u64 = 50;
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                let (store, dir) = (&store, &dir);
+                s.spawn(move || {
+                    for i in 0..CHANGES {
+                        store.update_server(&format!("s{t}"), |st| st.since = Some(i));
+                        // Every change is on disk when `update` returns.
+                        let on_disk: StateData = serde_json::from_str(
+                            &std::fs::read_to_string(dir.join(FILE_NAME)).unwrap(),
+                        )
+                        .unwrap();
+                        let since = on_disk.servers.get(&format!("s{t}")).and_then(|s| s.since);
+                        assert!(since >= Some(i), "thread {t}: {since:?} < {i}");
+                    }
+                });
+            }
+        });
+        let (again, _) = Store::open(&dir);
+        for t in 0..THREADS {
+            assert_eq!(again.server(&format!("s{t}")).since, Some(CHANGES - 1));
+        }
+        assert!(temp_files(&dir).is_empty());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_second_lock_on_the_same_dir_is_refused_with_the_holders_pid() {
+        let dir = temp_dir("lock");
+        let first = InstanceLock::acquire(&dir).unwrap();
+        let pid = std::fs::read_to_string(dir.join(LOCK_NAME)).unwrap();
+        assert_eq!(pid, format!("{}\n", std::process::id()));
+        match InstanceLock::acquire(&dir) {
+            Err(Error::AlreadyRunning { pid, dir: named }) => {
+                assert_eq!(pid, Some(std::process::id()));
+                assert_eq!(named, dir);
+            }
+            other => panic!("the second lock was not refused: {other:?}"),
+        }
+        drop(first);
+        let again = InstanceLock::acquire(&dir);
+        assert!(again.is_ok(), "{again:?}");
+        // A dir where no lock file can be made is not enforced.
+        assert!(InstanceLock::acquire(&dir.join("missing")).is_ok());
         std::fs::remove_dir_all(&dir).ok();
     }
 }

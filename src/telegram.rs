@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::config::Secret;
-use crate::http::{Client, Limits, NetError, Trust};
+use crate::http::{Client, Limits, NetError, ProxyUrl, Trust};
 use crate::timing::Timing;
 
 /// The update kinds we handle (sent as `allowed_updates`).
@@ -334,10 +334,19 @@ impl fmt::Debug for Telegram {
 }
 
 impl Telegram {
-    pub fn new(base: &str, token: &Secret, poll_timeout: Duration, timing: &Timing) -> Telegram {
+    /// A client for the Bot API at `base`, through `proxy` if one is set.
+    pub fn new(
+        base: &str,
+        token: &Secret,
+        poll_timeout: Duration,
+        timing: &Timing,
+        proxy: Option<&ProxyUrl>,
+    ) -> Telegram {
+        let poll = Limits::telegram_poll(poll_timeout, timing);
+        let send = Limits::telegram_send(timing);
         Telegram {
-            poll: Client::new(&Trust::BuiltIn, Limits::telegram_poll(poll_timeout, timing)),
-            send: Client::new(&Trust::BuiltIn, Limits::telegram_send(timing)),
+            poll: Client::with_proxy(&Trust::BuiltIn, poll, proxy),
+            send: Client::with_proxy(&Trust::BuiltIn, send, proxy),
             base: base.trim_end_matches('/').to_string(),
             token: token.clone(),
         }

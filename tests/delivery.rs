@@ -308,3 +308,99 @@ fn alerts_name_the_time_they_were_judged_in_the_configured_zone() {
     let status = bot.open(OP, OP, "Main", "Status");
     assert!(status.plain.contains(" +03:00 ("), "{}", status.plain);
 }
+
+/// Every call the fake Telegram got came out of one of the proxy's tunnels.
+#[track_caller]
+fn all_through(bot: &Bot, proxy: &crate::support::proxy::Proxy) {
+    let outbound = proxy.outbound();
+    let calls = bot.tg.calls();
+    assert!(!calls.is_empty());
+    for call in &calls {
+        assert!(
+            call.peer.is_some_and(|p| outbound.contains(&p)),
+            "{} came from {:?}, not through the proxy {outbound:?}",
+            call.method,
+            call.peer
+        );
+    }
+}
+
+#[test]
+fn every_telegram_request_goes_through_an_http_proxy_with_credentials() {
+    use crate::support::proxy::{Kind, Proxy};
+    let proxy = Proxy::start(Kind::Connect, Some(("bot", "pr0xy-SEKRET")));
+    let setup = Setup {
+        top: format!(
+            "tg-proxy = \"http://bot:pr0xy-SEKRET@127.0.0.1:{}\"",
+            proxy.port()
+        ),
+        ..Setup::default()
+    };
+    let bot = Bot::start_with(vec![Srv::new("Main")], setup);
+    let picker = bot.start_chat(OP);
+    bot.tap(OP, OP, &picker, "Main", "What would you like to see?");
+    all_through(&bot, &proxy);
+    assert_eq!(proxy.refused(), 0);
+    // TrueConf servers are reached directly.
+    let telegram = bot.tg.base_url().trim_start_matches("http://").to_string();
+    assert!(
+        proxy.tunnels().iter().all(|t| *t == telegram),
+        "{:?}",
+        proxy.tunnels()
+    );
+}
+
+#[test]
+fn every_telegram_request_goes_through_a_socks5_proxy() {
+    use crate::support::proxy::{Kind, Proxy};
+    let proxy = Proxy::start(Kind::Socks5, None);
+    let setup = Setup {
+        top: format!("tg-proxy = \"socks5://127.0.0.1:{}\"", proxy.port()),
+        ..Setup::default()
+    };
+    let bot = Bot::start_with(vec![Srv::new("Main").monitored(0.05)], setup);
+    bot.start_chat(OP);
+    bot.srv(0).set_up(false);
+    bot.wait(OP, |m| m.plain.contains("is DOWN"));
+    all_through(&bot, &proxy);
+}
+
+#[test]
+fn a_proxy_that_refuses_the_credentials_is_reported_at_start_without_them() {
+    use crate::support::proxy::{Kind, Proxy};
+    let proxy = Proxy::start(Kind::Connect, Some(("bot", "right")));
+    let tg = crate::support::fake_telegram::FakeTelegram::start();
+    let dir = crate::support::TempDir::new();
+    let path = dir.join("settings.toml");
+    let top = format!(
+        "tg-proxy = \"http://bot:wr0ng-SEKRET@127.0.0.1:{}\"",
+        proxy.port()
+    );
+    let servers = [Srv::new("Main")];
+    std::fs::write(&path, settings_text(&tg, &dir, &servers, &top, "")).unwrap();
+    let mut child = bin()
+        .arg("--config")
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It keeps trying, with backoff.
+    let retried = wait_until(WAIT, || proxy.refused() >= 3);
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(retried, "no retries: {log}");
+    assert!(
+        tg.calls().is_empty(),
+        "Telegram was reached without the proxy"
+    );
+    assert!(
+        log.contains("cannot reach Telegram at 127.0.0.1:")
+            && log.contains("through the proxy http://127.0.0.1:")
+            && log.contains("the proxy refused the connection")
+            && log.contains("`trueconf-bot check` diagnoses it"),
+        "{log}"
+    );
+    assert!(!log.contains("wr0ng-SEKRET"), "{log}");
+}

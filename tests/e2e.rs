@@ -18,3 +18,5 @@ mod reliability;
 mod delivery;
 // Issue 14: a first run that explains itself (first log line, token, unreachable Telegram).
 mod first_run;
+// Issue 13: kill -9 during writes, one bot per state dir, audit rotation, a long soak.
+mod durability;

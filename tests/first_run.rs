@@ -206,7 +206,7 @@ fn telegram_unreachable_at_start_says_where_why_that_it_retries_and_what_to_run(
         assert!(line.contains("for as long as it takes"), "{line}");
         assert!(
             line.contains(&format!(
-                "`trueconf-bot check --config {}` tells what is wrong",
+                "(`trueconf-bot check` diagnoses it: trueconf-bot check --config {})",
                 settings.display()
             )),
             "{line}"

@@ -1112,8 +1112,8 @@ fn a_torn_state_file_is_set_aside_and_a_torn_temp_file_is_ignored() {
 enum Unwritable {
     /// Mode 0500 (not root).
     Mode,
-    /// Root ignores modes: the temp file's name is taken by a directory.
-    TempIsDir,
+    /// Root ignores modes: the state file's name is taken by a directory.
+    StateIsDir,
 }
 
 fn make_unwritable(dir: &Path) -> Unwritable {
@@ -1125,8 +1125,8 @@ fn make_unwritable(dir: &Path) -> Unwritable {
     }
     std::fs::remove_file(&probe).unwrap();
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-    std::fs::create_dir(dir.join("state.json.tmp")).unwrap();
-    Unwritable::TempIsDir
+    std::fs::create_dir(dir.join("state.json")).unwrap();
+    Unwritable::StateIsDir
 }
 
 fn make_writable(dir: &Path, how: Unwritable) {
@@ -1135,7 +1135,7 @@ fn make_writable(dir: &Path, how: Unwritable) {
         Unwritable::Mode => {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap()
         }
-        Unwritable::TempIsDir => std::fs::remove_dir(dir.join("state.json.tmp")).unwrap(),
+        Unwritable::StateIsDir => std::fs::remove_dir(dir.join("state.json")).unwrap(),
     }
 }
 
@@ -1171,7 +1171,7 @@ fn an_unwritable_state_dir_is_logged_once_and_the_bot_keeps_serving() {
             && errors[0].contains("going on from memory"),
         "{log}"
     );
-    assert!(!state.join("state.json").exists());
+    assert!(!state.join("state.json").is_file());
 
     // Writable again: the next change is written, and the log says so.
     make_writable(&state, how);
@@ -1849,6 +1849,7 @@ fn debug_output_of_settings_and_of_every_error_holds_no_secret() {
         &settings.token,
         Duration::from_secs(1),
         &settings.timing,
+        None,
     );
     shown.push(format!("{telegram:?}"));
     tg.set_token("1:other");
@@ -1870,6 +1871,7 @@ fn debug_output_of_settings_and_of_every_error_holds_no_secret() {
         &settings.token,
         Duration::from_secs(1),
         &settings.timing,
+        None,
     );
     let e = nowhere
         .get_updates(Some(5), Duration::from_secs(1))

@@ -384,3 +384,30 @@ fn timezone_utc_an_offset_or_a_name_else_a_problem_that_says_what_is_accepted() 
         "{problems:?}"
     );
 }
+
+#[test]
+fn a_proxy_is_checked_and_its_credentials_never_shown() {
+    let with = |url: &str| {
+        ORIGINAL.replacen(
+            "locale = \"de\"",
+            &format!("locale = \"de\"\ntg-proxy = \"{url}\""),
+            1,
+        )
+    };
+    let loaded = ok(&with("http://bot:pr0xy-SEKRET@proxy.lan:3128"));
+    let proxy = loaded.settings.tg_proxy.as_ref().unwrap();
+    assert_eq!(proxy.shown(), "http://proxy.lan:3128");
+    let debug = format!("{:?}", loaded.settings);
+    assert!(!debug.contains("pr0xy-SEKRET"), "{debug}");
+    assert!(
+        ok(&with("socks5://127.0.0.1:1080"))
+            .settings
+            .tg_proxy
+            .is_some()
+    );
+    assert!(ok(&with("")).settings.tg_proxy.is_none());
+    for bad in ["ftp://x:1", "proxy.lan:3128", "http://"] {
+        let problems = problems(&with(bad));
+        assert!(problems[0].starts_with("tg-proxy: "), "{problems:?}");
+    }
+}

@@ -146,12 +146,68 @@ impl Limits {
     }
 }
 
+/// A forward proxy for Telegram (`tg-proxy`): `http://[user:pass@]host:port`
+/// (CONNECT), `https://…`, `socks4://`, `socks4a://`, `socks5://`, `socks5h://`.
+/// `Debug` shows only the scheme, host and port: the credentials are secret.
+#[derive(Clone)]
+pub struct ProxyUrl {
+    proxy: ureq::Proxy,
+    shown: String,
+}
+
+impl fmt::Debug for ProxyUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ProxyUrl({})", self.shown)
+    }
+}
+
+impl ProxyUrl {
+    /// Checks the URL; the error names what is wrong, never the URL itself.
+    pub fn parse(url: &str) -> Result<ProxyUrl, String> {
+        let url = url.trim();
+        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        let known = ["http", "https", "socks4", "socks4a", "socks5", "socks5h"];
+        match scheme.as_deref() {
+            Some(s) if known.contains(&s) => {}
+            _ => {
+                return Err(
+                    "must be http://[user:password@]host:port or socks5://host:port".into(),
+                );
+            }
+        }
+        let proxy = ureq::Proxy::new(url).map_err(|_| {
+            "is not a proxy URL like http://[user:password@]host:port or socks5://host:port"
+                .to_string()
+        })?;
+        if proxy.host().is_empty() {
+            return Err("names no proxy host".into());
+        }
+        let shown = format!(
+            "{}://{}:{}",
+            scheme.unwrap_or_default(),
+            proxy.host(),
+            proxy.port()
+        );
+        Ok(ProxyUrl { proxy, shown })
+    }
+
+    /// `socks5://host:1080`, without credentials: for log lines.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+}
+
 impl Client {
     /// An agent that verifies TLS as `trust` says.
     pub fn new(trust: &Trust, timeouts: Limits) -> Client {
+        Client::with_proxy(trust, timeouts, None)
+    }
+
+    /// The same, through `proxy` (never one from the environment).
+    pub fn with_proxy(trust: &Trust, timeouts: Limits, proxy: Option<&ProxyUrl>) -> Client {
         let builder = Agent::config_builder()
             .http_status_as_error(false)
-            .proxy(None)
+            .proxy(proxy.map(|p| p.proxy.clone()))
             // Never follow a Location with a token in the query; a redirect
             // is an unexpected answer to report.
             .max_redirects(0)
@@ -308,6 +364,11 @@ fn kind_of(err: &ureq::Error) -> NetError {
             NetError::Other("not an HTTP answer".into())
         }
         ureq::Error::BadUri(_) => NetError::Other("invalid address".into()),
+        // The proxy's own words may echo the request: not passed on.
+        ureq::Error::ConnectProxyFailed(_) => {
+            NetError::Unreachable("the proxy refused the connection".into())
+        }
+        ureq::Error::InvalidProxyUrl => NetError::Other("invalid proxy address".into()),
         _ => NetError::Other("request failed".into()),
     }
 }

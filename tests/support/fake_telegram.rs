@@ -36,6 +36,8 @@ pub struct Call {
     /// The parameters (JSON object; form and query values are strings).
     pub params: Value,
     pub at: Instant,
+    /// Where the request came from (the bot, or a proxy).
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl Call {
@@ -625,6 +627,7 @@ fn handle(shared: &Shared, rq: http1::Request) -> http1::Response {
         method: method.clone(),
         params: params.clone(),
         at: Instant::now(),
+        peer: rq.peer,
     });
     shared.changed();
     if token != st.token {

@@ -49,6 +49,8 @@ pub struct Request {
     /// Names and values as sent (values without surrounding blanks), in order.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The client's address (who connected: the bot, or a proxy for it).
+    pub peer: Option<SocketAddr>,
 }
 
 impl Request {
@@ -287,7 +289,7 @@ fn connection(shared: &Shared, id: u64, stream: TcpStream, wrap: Option<&Wrap>, 
         };
         if let Some(mut t) = transport {
             let _ = raw.set_read_timeout(Some(IDLE));
-            if serve(&mut *t, handler) == End::Close {
+            if serve(&mut *t, handler, raw.peer_addr().ok()) == End::Close {
                 t.close_write();
                 linger(&raw);
             }
@@ -331,10 +333,10 @@ enum Bad {
     Status(u16),
 }
 
-fn serve(t: &mut dyn Transport, handler: &Handler) -> End {
+fn serve(t: &mut dyn Transport, handler: &Handler, peer: Option<SocketAddr>) -> End {
     let mut input = Vec::new();
     loop {
-        let (req, keep_alive) = match read_request(t, &mut input) {
+        let (mut req, keep_alive) = match read_request(t, &mut input) {
             Ok(Some(r)) => r,
             Ok(None) | Err(Bad::Gone) => return End::Gone,
             Err(Bad::Status(code)) => {
@@ -343,6 +345,7 @@ fn serve(t: &mut dyn Transport, handler: &Handler) -> End {
                 return End::Close;
             }
         };
+        req.peer = peer;
         let head_only = req.method.eq_ignore_ascii_case("HEAD");
         let Some(resp) = handler(req) else {
             return End::Close;
@@ -522,6 +525,7 @@ fn read_request(
         target: target.to_string(),
         headers,
         body,
+        peer: None,
     };
     Ok(Some((req, keep_alive)))
 }

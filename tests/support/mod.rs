@@ -10,6 +10,7 @@
 pub mod fake_telegram;
 pub mod fake_trueconf;
 pub mod http1;
+pub mod proxy;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
