@@ -5,7 +5,79 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// One reading of both clocks. The wall clock (unix ms) is what is
+/// persisted and shown; it jumps (NTP after boot on a router without an
+/// RTC, a VM restore, a manual fix). The monotonic clock (ms since the
+/// process started) does not. In-process intervals use both (`since`).
+/// A plain value, so that the decisions built on it are unit-testable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    pub wall_ms: u64,
+    /// Monotonic milliseconds since the process started.
+    pub mono_ms: u64,
+    /// The wall clock when the process started (mono_ms = 0).
+    pub start_wall_ms: u64,
+}
+
+/// How long ago a mark was, by each clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Elapsed {
+    pub wall: Duration,
+    pub mono: Duration,
+}
+
+impl Elapsed {
+    /// For what must not happen early (auto-stop after its grace): the
+    /// smaller of the two, so a wall clock jumping ahead cannot shorten it.
+    pub fn at_least(&self) -> Duration {
+        self.wall.min(self.mono)
+    }
+
+    /// For intervals that repeat or are shown (reminders, "down for"): the
+    /// monotonic one, so a wall clock jumping back silences nothing.
+    pub fn measured(&self) -> Duration {
+        self.mono
+    }
+}
+
+impl Now {
+    /// Both clocks, now.
+    pub fn read() -> Now {
+        static START: OnceLock<(Instant, u64)> = OnceLock::new();
+        let (start, start_wall_ms) = *START.get_or_init(|| (Instant::now(), now_unix_ms()));
+        Now {
+            wall_ms: now_unix_ms(),
+            mono_ms: start.elapsed().as_millis() as u64,
+            start_wall_ms,
+        }
+    }
+
+    /// Unix seconds.
+    pub fn wall(&self) -> u64 {
+        self.wall_ms / 1000
+    }
+
+    /// Time since a mark made at `mark_wall_ms`, and at `mark_mono_ms` when
+    /// this process made it. A mark from before the start (read from
+    /// state.json) is dated by the wall clock at the start, then measured
+    /// monotonically: a jump after the start changes nothing.
+    pub fn since(&self, mark_wall_ms: u64, mark_mono_ms: Option<u64>) -> Elapsed {
+        let mono = match mark_mono_ms {
+            Some(mark) => self.mono_ms.saturating_sub(mark),
+            None => self
+                .start_wall_ms
+                .saturating_sub(mark_wall_ms)
+                .saturating_add(self.mono_ms),
+        };
+        Elapsed {
+            wall: Duration::from_millis(self.wall_ms.saturating_sub(mark_wall_ms)),
+            mono: Duration::from_millis(mono),
+        }
+    }
+}
 
 /// Unix time in milliseconds.
 pub fn now_unix_ms() -> u64 {
@@ -276,6 +348,42 @@ mod tests {
         }
         assert_eq!(parse_rfc3339("2026-13-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339("garbage"), None);
+    }
+
+    #[test]
+    fn elapsed_time_survives_clock_jumps() {
+        let start = 1_000_000_000_000;
+        // Marked by this process at mono 10 s; now mono 70 s.
+        let mark_wall = start + 10_000;
+        let steady = Now {
+            wall_ms: start + 70_000,
+            mono_ms: 70_000,
+            start_wall_ms: start,
+        };
+        let e = steady.since(mark_wall, Some(10_000));
+        assert_eq!((e.at_least(), e.measured()), (secs(60), secs(60)));
+        // The wall clock jumped a day ahead: nothing is a day old.
+        let ahead = Now {
+            wall_ms: steady.wall_ms + 86_400_000,
+            ..steady
+        };
+        let e = ahead.since(mark_wall, Some(10_000));
+        assert_eq!((e.at_least(), e.measured()), (secs(60), secs(60)));
+        // An hour behind: what is measured goes on; what must not come
+        // early waits for the wall clock too.
+        let behind = Now {
+            wall_ms: steady.wall_ms - 3_600_000,
+            ..steady
+        };
+        let e = behind.since(mark_wall, Some(10_000));
+        assert_eq!((e.at_least(), e.measured()), (secs(0), secs(60)));
+        // A mark from before a restart: dated by the wall clock at start.
+        let e = ahead.since(start - 5_000, None);
+        assert_eq!(e.at_least(), secs(75));
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
     }
 
     #[test]

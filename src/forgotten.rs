@@ -4,23 +4,21 @@
 //! each newly forgotten conference to the operators once, forget those that
 //! recovered, stop those still forgotten `auto_stop_after` after their alert.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::audit;
-use crate::clock::now_unix_ms;
+use crate::clock::Now;
 use crate::config::Server;
+use crate::fetch::{FetchJob, FetchPool};
 use crate::html::{escape, shorten};
 use crate::notify::{self, NotifyCmd};
 use crate::screen;
 use crate::shared::Shared;
 use crate::trueconf::{Call, Stopped, TrueConf};
 
-/// Participant lists fetched at once during a search.
-const PARALLEL_FETCHES: usize = 8;
 /// More newly forgotten conferences than this in one scan are announced in
 /// one summary with a button to the list, not one push each.
 const FLOOD: usize = 3;
@@ -28,57 +26,56 @@ const FLOOD: usize = 3;
 /// Running conferences older than `threshold` that look forgotten (SPEC §7.6):
 /// nobody left, only the owner/moderator left, or nobody with role 2. Each
 /// with `true` when its participants could not be read (shown as unknown).
-pub fn find(client: &TrueConf, calls: Vec<Call>, threshold: Duration) -> Vec<(Call, bool)> {
+/// The participant lists are read on the shared fetchers.
+pub fn find(
+    pool: &FetchPool,
+    client: &Arc<TrueConf>,
+    calls: Vec<Call>,
+    threshold: Duration,
+) -> Vec<(Call, bool)> {
     let old: Vec<Call> = calls
         .into_iter()
         .filter(|c| Duration::from_secs(c.duration) >= threshold)
         .collect();
-    let verdicts: Vec<Mutex<Option<Verdict>>> = old.iter().map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..PARALLEL_FETCHES.min(old.len()) {
-            let job = || {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(call) = old.get(i) else { break };
-                    let verdict = match client.participants(&call.session_id) {
-                        Ok(ps) => {
-                            let leaders = ps.iter().filter(|p| p.role == 2).count();
-                            let forgotten =
-                                ps.is_empty() || leaders == 0 || (ps.len() == 1 && leaders == 1);
-                            if forgotten {
-                                Verdict::Forgotten
-                            } else {
-                                Verdict::Alive
-                            }
+    let verdicts: Arc<Mutex<Vec<Option<Verdict>>>> = Arc::new(Mutex::new(vec![None; old.len()]));
+    let jobs: Vec<FetchJob> = old
+        .iter()
+        .enumerate()
+        .map(|(i, call)| {
+            let (client, verdicts) = (client.clone(), verdicts.clone());
+            let session = call.session_id.clone();
+            Box::new(move || {
+                let verdict = match client.participants(&session) {
+                    Ok(ps) => {
+                        let leaders = ps.iter().filter(|p| p.role == 2).count();
+                        let forgotten =
+                            ps.is_empty() || leaders == 0 || (ps.len() == 1 && leaders == 1);
+                        if forgotten {
+                            Verdict::Forgotten
+                        } else {
+                            Verdict::Alive
                         }
-                        Err(_) => Verdict::Unknown,
-                    };
-                    *verdicts[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(verdict);
-                }
-            };
-            let spawned = std::thread::Builder::new()
-                .name("forgotten".into())
-                .stack_size(128 * 1024)
-                .spawn_scoped(scope, job);
-            if spawned.is_err() {
-                log::warn!("cannot start a participants thread; fewer run in parallel");
-            }
-        }
-    });
+                    }
+                    Err(_) => Verdict::Unknown,
+                };
+                let mut all = verdicts.lock().unwrap_or_else(|p| p.into_inner());
+                all[i] = Some(verdict);
+            }) as FetchJob
+        })
+        .collect();
+    pool.run_all(jobs);
+    let verdicts = verdicts.lock().unwrap_or_else(|p| p.into_inner()).clone();
     old.into_iter()
         .zip(verdicts)
-        .filter_map(
-            |(call, v)| match v.into_inner().unwrap_or_else(|p| p.into_inner()) {
-                Some(Verdict::Forgotten) => Some((call, false)),
-                Some(Verdict::Unknown) | None => Some((call, true)),
-                Some(Verdict::Alive) => None,
-            },
-        )
+        .filter_map(|(call, v)| match v {
+            Some(Verdict::Forgotten) => Some((call, false)),
+            Some(Verdict::Unknown) | None => Some((call, true)),
+            Some(Verdict::Alive) => None,
+        })
         .collect()
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 enum Verdict {
     Forgotten,
     Alive,
@@ -99,12 +96,18 @@ pub struct Plan {
 
 impl Plan {
     /// `found` as `find` returns it: (conference, participants unknown).
+    /// `monos` holds the monotonic reading of each mark this process made:
+    /// a conference is due only when the grace has passed by both clocks
+    /// (`Elapsed::at_least`), so a wall clock jumping ahead never stops
+    /// one early.
     pub fn decide(
         alerted: &BTreeMap<String, u64>,
+        monos: &HashMap<String, u64>,
         found: &[(Call, bool)],
-        now_ms: u64,
+        now: Now,
         grace: Option<Duration>,
     ) -> Plan {
+        let now_ms = now.wall_ms;
         let mut plan = Plan::default();
         for (i, (call, unknown)) in found.iter().enumerate() {
             let id = &call.session_id;
@@ -119,7 +122,7 @@ impl Plan {
                     plan.keep.insert(id.clone(), now_ms);
                 }
                 (Some(&at), false) => {
-                    let waited = Duration::from_millis(now_ms.saturating_sub(at));
+                    let waited = now.since(at, monos.get(id).copied()).at_least();
                     let due = grace.is_some_and(|grace| waited >= grace);
                     // One without an id cannot be stopped: it keeps its mark.
                     if due && call.conference_id.is_some() {
@@ -135,8 +138,18 @@ impl Plan {
     }
 }
 
+/// The monotonic readings of the forgotten marks this process made (the
+/// marks themselves, in wall ms, are in state.json).
+pub type Monos = HashMap<String, u64>;
+
 /// The scheduled scan of one server.
-pub fn scan(shared: &Shared, server: &Server, client: &TrueConf, notifier: &Sender<NotifyCmd>) {
+pub fn scan(
+    shared: &Shared,
+    server: &Server,
+    (pool, client): (&FetchPool, &Arc<TrueConf>),
+    notifier: &Sender<NotifyCmd>,
+    monos: &mut Monos,
+) {
     let settings = &shared.settings;
     let calls = match client.running_conferences() {
         Ok(calls) => calls,
@@ -145,17 +158,22 @@ pub fn scan(shared: &Shared, server: &Server, client: &TrueConf, notifier: &Send
             return;
         }
     };
-    let found = find(client, calls, settings.forgotten.after);
-    let now = now_unix_ms();
+    let found = find(pool, client, calls, settings.forgotten.after);
+    let now = Now::read();
     let grace = settings.forgotten.auto_stop_after;
     let alerted = shared.store.server(&server.name).forgotten_alerted;
-    let mut plan = Plan::decide(&alerted, &found, now, grace);
+    let mut plan = Plan::decide(&alerted, monos, &found, now, grace);
     for &i in &plan.due {
         let call = &found[i].0;
         if !auto_stop(shared, server, client, call) {
             // Try again after another grace time, not at every scan.
-            plan.keep.insert(call.session_id.clone(), now);
+            plan.keep.insert(call.session_id.clone(), now.wall_ms);
+            monos.insert(call.session_id.clone(), now.mono_ms);
         }
+    }
+    monos.retain(|id, _| plan.keep.contains_key(id));
+    for &i in &plan.fresh {
+        monos.insert(found[i].0.session_id.clone(), now.mono_ms);
     }
     if !plan.due.is_empty() {
         let _ = notifier.send(NotifyCmd::Wake);
@@ -319,9 +337,72 @@ mod tests {
                 (vec![], vec![], marks(&[("a", now + 60 * MIN)])),
             ),
         ];
+        // The process started long before; every mark here is from before it.
+        let clock = Now {
+            wall_ms: now,
+            mono_ms: now,
+            start_wall_ms: 0,
+        };
         for (name, alerted, found, grace, (fresh, due, keep)) in cases {
-            let plan = Plan::decide(&alerted, &found, now, grace);
+            let plan = Plan::decide(&alerted, &Monos::new(), &found, clock, grace);
             assert_eq!(plan, Plan { keep, fresh, due }, "{name}");
         }
+    }
+
+    #[test]
+    fn a_wall_clock_jump_never_makes_auto_stop_act_before_its_grace() {
+        let grace = Some(Duration::from_millis(10 * MIN));
+        let found = vec![(call("a", true), false)];
+        let start = 1_000 * MIN;
+        // Marked by this process 1 s ago (monotonic) …
+        let monos: Monos = [("a".to_string(), 100 * MIN - 1000)].into();
+        let marked = |wall: u64| -> BTreeMap<String, u64> { [("a".to_string(), wall)].into() };
+        let at = |wall_ms: u64| Now {
+            wall_ms,
+            mono_ms: 100 * MIN,
+            start_wall_ms: start,
+        };
+        let mark_wall = start + 100 * MIN - 1000;
+        // … while the wall clock says a day has passed: not due.
+        let plan = Plan::decide(
+            &marked(mark_wall),
+            &monos,
+            &found,
+            at(mark_wall + 1440 * MIN),
+            grace,
+        );
+        assert!(plan.due.is_empty(), "{plan:?}");
+        // The wall clock an hour behind: not due either (it waits).
+        let plan = Plan::decide(
+            &marked(mark_wall),
+            &monos,
+            &found,
+            at(mark_wall - 60 * MIN),
+            grace,
+        );
+        assert!(plan.due.is_empty(), "{plan:?}");
+        // The grace passed by both clocks: due.
+        let later = Now {
+            wall_ms: mark_wall + 10 * MIN + 1000,
+            mono_ms: 100 * MIN + 10 * MIN,
+            start_wall_ms: start,
+        };
+        let plan = Plan::decide(&marked(mark_wall), &monos, &found, later, grace);
+        assert_eq!(plan.due, [0]);
+        // A mark from before a restart on a router whose clock was set by
+        // NTP a day ahead after the start: measured from the start, not due.
+        let after_boot = Now {
+            wall_ms: start + 1440 * MIN,
+            mono_ms: 60_000,
+            start_wall_ms: start,
+        };
+        let plan = Plan::decide(
+            &marked(start - 1000),
+            &Monos::new(),
+            &found,
+            after_boot,
+            grace,
+        );
+        assert!(plan.due.is_empty(), "{plan:?}");
     }
 }

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod fetch;
 pub mod forgotten;
 pub mod html;
 pub mod http;
@@ -37,6 +38,7 @@ pub use error::Error;
 pub use locale::Locales;
 pub use shutdown::Shutdown;
 
+use crate::fetch::FetchPool;
 use crate::http::Trust;
 use crate::notify::NotifyCmd;
 use crate::probe::ProbeCmd;
@@ -108,6 +110,14 @@ pub fn run(settings: Settings, locales: Locales, shutdown: Shutdown) -> Result<(
         move || commands::run(&shared, &tg, &shutdown)
     });
     let presses = Arc::new(PressLog::default());
+    let fetch = FetchPool::start(fetch::FETCHERS, |name, work| {
+        std::thread::Builder::new()
+            .name(name)
+            // A participant list is small; serde_json's deepest parse fits.
+            .stack_size(128 * 1024)
+            .spawn(work)
+            .map(|_| ())
+    });
     let status = trueconf::status_client(&timing);
     let mut servers = Vec::new();
     let mut probes = Vec::new();
@@ -126,6 +136,7 @@ pub fn run(settings: Settings, locales: Locales, shutdown: Shutdown) -> Result<(
             probe: probe_tx.clone(),
             notify: notify_tx.clone(),
             status: status.clone(),
+            fetch: fetch.clone(),
         };
         spawn(&format!("server-{index}"), move || {
             server::run(parts, server_rx)

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
-use crate::clock::{Zone, now_unix};
+use crate::clock::{Now, Zone};
 use crate::config::Server;
 use crate::http::{Client, Limits, Trust};
 use crate::locale::Tr;
@@ -38,23 +38,35 @@ pub enum Alert {
     Reminder { down_for: u64, since: u64 },
 }
 
-/// The debounce: consecutive failures in memory, the judgement in `state`.
+/// The debounce: consecutive failures in memory, the judgement in `state`
+/// (wall seconds). The monotonic readings of the marks this process made
+/// are kept beside it, so that a wall clock that jumps neither repeats
+/// nor silences reminders nor shows "down for 0 s" (`Now::since`).
 #[derive(Debug, Default)]
 pub struct Judge {
     failures: u32,
-    first_failure: Option<u64>,
+    /// The first failure of the current run: wall seconds, monotonic ms.
+    first_failure: Option<(u64, u64)>,
+    /// Monotonic ms of `state.since` and `state.last_alert`, when set here.
+    since_mono: Option<u64>,
+    last_alert_mono: Option<u64>,
 }
 
 impl Judge {
-    /// Applies one probe result at `now` (unix seconds) to `state`.
+    /// Applies one probe result at `now` to `state`.
     pub fn step(
         &mut self,
         state: &mut ServerState,
         result: &Result<(), String>,
-        now: u64,
+        now: Now,
         failures_before_down: u32,
         remind_every: Option<Duration>,
     ) -> Option<Alert> {
+        let wall = now.wall();
+        let down_for = |since: Option<u64>, mono: Option<u64>| {
+            let since = since.unwrap_or(wall);
+            now.since(since * 1000, mono).measured().as_secs()
+        };
         match result {
             Ok(()) => {
                 self.failures = 0;
@@ -62,32 +74,36 @@ impl Judge {
                 match state.health {
                     Some(Health::Up) => None,
                     Some(Health::Down) => {
-                        let down_for = now.saturating_sub(state.since.unwrap_or(now));
+                        let down_for = down_for(state.since, self.since_mono);
                         state.health = Some(Health::Up);
-                        state.since = Some(now);
+                        state.since = Some(wall);
                         state.last_alert = None;
-                        Some(Alert::Up { down_for, at: now })
+                        self.since_mono = Some(now.mono_ms);
+                        self.last_alert_mono = None;
+                        Some(Alert::Up { down_for, at: wall })
                     }
                     None => {
                         state.health = Some(Health::Up);
-                        state.since = Some(now);
+                        state.since = Some(wall);
+                        self.since_mono = Some(now.mono_ms);
                         None
                     }
                 }
             }
             Err(reason) => {
                 self.failures = self.failures.saturating_add(1);
-                let first = *self.first_failure.get_or_insert(now);
+                let (first, first_mono) = *self.first_failure.get_or_insert((wall, now.mono_ms));
                 match state.health {
                     Some(Health::Down) => {
                         let remind = remind_every?;
                         let last = state.last_alert.unwrap_or(0);
-                        // Whole seconds: at least `remind_every`, and at most one a second.
-                        let quiet = Duration::from_secs(now.saturating_sub(last));
+                        let quiet = now.since(last * 1000, self.last_alert_mono).measured();
+                        // At least `remind_every`, and at most one a second.
                         if quiet >= remind.max(Duration::from_secs(1)) {
-                            state.last_alert = Some(now);
-                            let since = state.since.unwrap_or(now);
-                            let down_for = now.saturating_sub(since);
+                            state.last_alert = Some(wall);
+                            self.last_alert_mono = Some(now.mono_ms);
+                            let since = state.since.unwrap_or(wall);
+                            let down_for = down_for(state.since, self.since_mono);
                             Some(Alert::Reminder { down_for, since })
                         } else {
                             None
@@ -96,7 +112,9 @@ impl Judge {
                     _ if self.failures >= failures_before_down => {
                         state.health = Some(Health::Down);
                         state.since = Some(first);
-                        state.last_alert = Some(now);
+                        state.last_alert = Some(wall);
+                        self.since_mono = Some(first_mono);
+                        self.last_alert_mono = Some(now.mono_ms);
                         Some(Alert::Down {
                             reason: reason.clone(),
                             since: first,
@@ -146,7 +164,7 @@ pub fn run(
             let alert = judge.step(
                 state,
                 &result,
-                now_unix(),
+                Now::read(),
                 monitoring.failures_before_down,
                 monitoring.remind_every,
             )?;
@@ -199,6 +217,81 @@ pub fn alert_text(tr: Tr, zone: &Zone, server: &Server, alert: &Alert) -> String
 mod tests {
     use super::*;
 
+    /// Both clocks at `t` seconds (the process started at wall 0).
+    fn at(t: u64) -> Now {
+        Now {
+            wall_ms: t * 1000,
+            mono_ms: t * 1000,
+            start_wall_ms: 0,
+        }
+    }
+
+    /// `at(t)` with the wall clock moved by `jump` seconds.
+    fn jumped(t: u64, jump: i64) -> Now {
+        Now {
+            wall_ms: (t as i64 + jump).max(0) as u64 * 1000,
+            ..at(t)
+        }
+    }
+
+    #[test]
+    fn a_wall_clock_jumping_ahead_gives_no_burst_of_reminders_and_true_durations() {
+        let (mut state, mut judge) = (ServerState::default(), Judge::default());
+        let every = Some(Duration::from_secs(25));
+        let mut alerts = Vec::new();
+        for t in (0..=100u64).step_by(10) {
+            // At t = 40 NTP moves the wall clock a day ahead.
+            let now = if t >= 40 { jumped(t, 86_400) } else { at(t) };
+            let r = if t < 90 { Err("x".to_string()) } else { Ok(()) };
+            if let Some(a) = judge.step(&mut state, &r, now, 1, every) {
+                alerts.push((t, a));
+            }
+        }
+        let kinds: Vec<(u64, Option<u64>)> = alerts
+            .iter()
+            .map(|(t, a)| match a {
+                Alert::Down { .. } => (*t, None),
+                Alert::Reminder { down_for, .. } | Alert::Up { down_for, .. } => {
+                    (*t, Some(*down_for))
+                }
+            })
+            .collect();
+        // Reminders stay 30 s apart; the UP says 90 s, not a day.
+        assert_eq!(
+            kinds,
+            [(0, None), (30, Some(30)), (60, Some(60)), (90, Some(90))]
+        );
+    }
+
+    #[test]
+    fn a_wall_clock_jumping_back_silences_no_reminder_and_shows_no_zero_duration() {
+        let (mut state, mut judge) = (ServerState::default(), Judge::default());
+        let every = Some(Duration::from_secs(25));
+        let mut alerts = Vec::new();
+        for t in (0..=100u64).step_by(10) {
+            // At t = 40 the wall clock is set an hour back.
+            let now = if t >= 40 {
+                jumped(t + 10_000, -3_600)
+            } else {
+                at(t + 10_000)
+            };
+            let r = if t < 90 { Err("x".to_string()) } else { Ok(()) };
+            if let Some(a) = judge.step(&mut state, &r, now, 1, every) {
+                alerts.push((t, a));
+            }
+        }
+        let durations: Vec<(u64, u64)> = alerts
+            .iter()
+            .filter_map(|(t, a)| match a {
+                Alert::Reminder { down_for, .. } | Alert::Up { down_for, .. } => {
+                    Some((*t, *down_for))
+                }
+                Alert::Down { .. } => None,
+            })
+            .collect();
+        assert_eq!(durations, [(30, 30), (60, 60), (90, 90)]);
+    }
+
     fn run_probes(
         results: &[bool],
         n: u32,
@@ -212,7 +305,7 @@ mod tests {
             } else {
                 Err("refused".to_string())
             };
-            if let Some(a) = judge.step(state, &r, t as u64 * 10, n, None) {
+            if let Some(a) = judge.step(state, &r, at(t as u64 * 10), n, None) {
                 alerts.push((t as u64 * 10, a));
             }
         }
@@ -289,7 +382,7 @@ mod tests {
         let mut reminders = Vec::new();
         for t in 0..6u64 {
             if let Some(Alert::Reminder { .. }) =
-                judge.step(&mut state, &Err("x".into()), t, 1, every)
+                judge.step(&mut state, &Err("x".into()), at(t), 1, every)
             {
                 reminders.push(t);
             }
@@ -303,7 +396,7 @@ mod tests {
         let every = Some(Duration::from_secs(25));
         let mut alerts = Vec::new();
         for t in 0..8u64 {
-            if let Some(a) = judge.step(&mut state, &Err("x".into()), t * 10, 1, every) {
+            if let Some(a) = judge.step(&mut state, &Err("x".into()), at(t * 10), 1, every) {
                 alerts.push((t * 10, a));
             }
         }

@@ -15,6 +15,7 @@ use crate::callback::{List, Press, conference_key};
 use crate::chat::{self, Patience};
 use crate::clock::now_unix;
 use crate::config::{Role, Server};
+use crate::fetch::FetchPool;
 use crate::forgotten;
 use crate::html::{escape, shorten};
 use crate::http::Client;
@@ -108,6 +109,8 @@ pub struct ServerThread {
     pub notify: Sender<NotifyCmd>,
     /// Plain-HTTP client for the `/vsstatus` line of screens.
     pub status: Client,
+    /// The shared participant-list fetchers.
+    pub fetch: FetchPool,
 }
 
 /// The loop of server `index`.
@@ -115,17 +118,23 @@ pub fn run(parts: ServerThread, jobs: Receiver<ServerJob>) {
     let shared = parts.shared.clone();
     let server = &shared.settings.servers[parts.index];
     let here = Here {
-        client: TrueConf::new(server, &shared.settings.timing),
+        client: Arc::new(TrueConf::new(server, &shared.settings.timing)),
         server,
         parts: &parts,
     };
     let scan_every = shared.settings.forgotten.scan_every;
-    let mut next_scan = scan_every.map(|every| Instant::now() + every);
+    // Scans are spread over their interval: server i of N first scans at
+    // every + i·every/N, so N servers never scan at the same instant.
+    let servers = shared.settings.servers.len().max(1) as u32;
+    let offset = |every: Duration| every * parts.index as u32 / servers;
+    let mut next_scan = scan_every.map(|every| Instant::now() + every + offset(every));
     let mut queue: Vec<ServerJob> = Vec::new();
+    let mut monos = forgotten::Monos::new();
     loop {
         if let (Some(due), Some(every)) = (next_scan, scan_every) {
             if Instant::now() >= due {
-                forgotten::scan(&shared, server, &here.client, &parts.notify);
+                let fetchers = (&parts.fetch, &here.client);
+                forgotten::scan(&shared, server, fetchers, &parts.notify, &mut monos);
                 next_scan = Some(Instant::now() + every);
             }
         }
@@ -188,7 +197,7 @@ pub fn run(parts: ServerThread, jobs: Receiver<ServerJob>) {
 /// A server thread at work: its server, its client, what it was handed.
 struct Here<'a> {
     server: &'a Server,
-    client: TrueConf,
+    client: Arc<TrueConf>,
     parts: &'a ServerThread,
 }
 
@@ -294,7 +303,7 @@ impl Here<'_> {
         let threshold = self.threshold(minutes);
         match self.client.running_conferences() {
             Ok(calls) => {
-                let found = forgotten::find(&self.client, calls, threshold);
+                let found = forgotten::find(&self.parts.fetch, &self.client, calls, threshold);
                 let entries: Vec<Entry> = found
                     .iter()
                     .map(|(call, unknown)| Entry {

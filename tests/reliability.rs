@@ -2146,3 +2146,97 @@ fn soak_three_admins_pressing_while_a_status_port_flaps_leaks_neither_memory_nor
     );
     assert!(!d.log().contains("internal error"), "{}", d.log());
 }
+
+/// Issue 13: scans of many servers share a few fetchers and are spread over
+/// their interval, so threads stay at 2 per server plus a constant.
+#[test]
+fn twenty_servers_scanning_at_once_stay_within_the_thread_budget() {
+    const N: u64 = 20;
+    let servers: Vec<Srv> = (0..N)
+        .map(|i| {
+            let srv = Srv::new(&format!("S{i}"));
+            srv.fake.set_conferences(
+                (0..10)
+                    .map(|c| Conf::running(&format!("s{i}-room{c}"), 7200))
+                    .collect(),
+            );
+            srv
+        })
+        .collect();
+    let d = Deployed::with(servers, |text| {
+        text + "\n[forgotten]\nafter_minutes = 1\nscan_every_minutes = 0.005\n"
+    });
+    for i in 0..N as usize {
+        // Slow enough that participant fetches overlap.
+        d.fake(i).set_delay(Duration::from_millis(30));
+    }
+    let bot = d.start();
+    let pid = bot.pid();
+    let stop = AtomicBool::new(false);
+    let peak = std::thread::scope(|s| {
+        let sampler = s.spawn(|| {
+            let mut peak = 0;
+            while !stop.load(Ordering::Relaxed) {
+                peak = peak.max(proc_status(pid).1);
+                pace(&stop, Duration::from_millis(10));
+            }
+            peak
+        });
+        // Every server scanned twice, participants and all.
+        for i in 0..N as usize {
+            let seen = d
+                .fake(i)
+                .wait_requests(WAIT, |r| r.path.ends_with("/participants"), 20)
+                .len();
+            assert!(seen >= 20, "server {i} was not scanned:\n{}", d.log());
+        }
+        stop.store(true, Ordering::Relaxed);
+        sampler.join().unwrap()
+    });
+    assert!(
+        peak <= 2 * N + 20,
+        "{peak} threads at peak for {N} servers (budget {})",
+        2 * N + 20
+    );
+    // The scans were not silently "unknown": the operators heard of them.
+    let summaries =
+        d.tg.messages(OP)
+            .iter()
+            .filter(|m| m.plain.contains("conferences look forgotten"))
+            .count();
+    assert_eq!(summaries, N as usize, "{}", d.tg.transcript(OP));
+}
+
+/// ARCHITECTURE.md's thread table is what `ps -T` shows.
+#[test]
+fn the_threads_are_the_ones_architecture_names() {
+    let d = Deployed::new(vec![Srv::new("Main"), Srv::new("Branch")]);
+    let bot = d.start();
+    let names = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", bot.pid()))
+            .unwrap()
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+            .map(|n| n.trim().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    let mut expected: Vec<String> = ["trueconf-bot", "bot", "notify"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain((0..2).flat_map(|i| [format!("probe-{i}"), format!("server-{i}")]))
+        .chain((0..8).map(|k| format!("fetch-{k}")))
+        .collect();
+    expected.sort();
+    // `commands` lives until the command menus are registered.
+    assert!(
+        wait_until(WAIT, || names() == expected),
+        "{:?} vs {expected:?}",
+        names()
+    );
+    // /status starts a short-lived `overview`; it ends once answered.
+    d.tg.push_message(OP, OP, "/status", None);
+    d.tg.wait(OP, |m| m.plain.starts_with("All servers"));
+    assert!(wait_until(WAIT, || names() == expected), "{:?}", names());
+}
