@@ -15,6 +15,7 @@ use crate::callback::Press;
 use crate::chat::{self, Patience};
 use crate::config::Role;
 use crate::error::Error;
+use crate::http::NetError;
 use crate::locale::Tr;
 use crate::overview::Overview;
 use crate::screen;
@@ -28,6 +29,7 @@ use crate::timing::Backoff;
 /// network trouble. `None` when shut down while waiting.
 pub fn start(shared: &Shared, tg: &Telegram, shutdown: &Shutdown) -> Result<Option<String>, Error> {
     let mut backoff = Backoff::new(&shared.settings.timing);
+    let mut failures = 0u32;
     let username = loop {
         match tg.get_me() {
             Ok(name) => break name,
@@ -40,12 +42,24 @@ pub fn start(shared: &Shared, tg: &Telegram, shutdown: &Shutdown) -> Result<Opti
                     Some(proxy) => format!(" through the proxy {}", proxy.shown()),
                     None => String::new(),
                 };
-                log::warn!(
-                    "cannot reach Telegram at {}{via}: {e}; trying again in {:.1} s \
-                     (`trueconf-bot check` diagnoses it)",
-                    host_of(&shared.settings.api_url),
-                    wait.as_secs_f64()
-                );
+                let host = shared.settings.telegram_host();
+                failures += 1;
+                if failures == 1 {
+                    log::warn!(
+                        "cannot reach Telegram at {host}{via}: {}; trying again in {:.1} s, and for \
+                         as long as it takes (`trueconf-bot check` diagnoses it: {})",
+                        why_unreachable(&e),
+                        wait.as_secs_f64(),
+                        check_hint(&shared.settings.path)
+                    );
+                } else {
+                    log::warn!(
+                        "still cannot reach Telegram at {host}{via} ({failures} tries): {}; \
+                         trying again in {:.1} s",
+                        why_unreachable(&e),
+                        wait.as_secs_f64()
+                    );
+                }
                 if shutdown.wait(wait) {
                     return Ok(None);
                 }
@@ -58,10 +72,37 @@ pub fn start(shared: &Shared, tg: &Telegram, shutdown: &Shutdown) -> Result<Opti
     Ok(Some(username))
 }
 
-/// `api.telegram.org` of `https://api.telegram.org/…` (the URL holds no token).
-fn host_of(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    rest.split('/').next().unwrap_or(rest)
+/// Why Telegram could not be reached, in the admin's terms (DNS, refused,
+/// TLS, timeout, a proxy's page).
+fn why_unreachable(e: &TgError) -> String {
+    match e {
+        TgError::Net(NetError::Unreachable(why)) if why.contains("host name not found") => {
+            "the host name does not resolve (DNS)".into()
+        }
+        TgError::Net(NetError::Unreachable(why)) => format!("no connection ({why})"),
+        TgError::Net(NetError::Timeout) => "no answer in time (timeout)".into(),
+        TgError::Net(NetError::Tls(why)) => format!("the TLS handshake failed ({why})"),
+        TgError::Net(NetError::Other(why)) => format!("the request failed ({why})"),
+        TgError::Api {
+            code, description, ..
+        } => format!("Telegram answered {code} {description}"),
+        TgError::BadAnswer { status } => format!(
+            "the answer is not the Bot API's (HTTP {status}; a proxy or captive portal in between?)"
+        ),
+    }
+}
+
+/// The self-test command for these settings. Under systemd the bot reads a
+/// private copy (LoadCredential=), which the admin cannot pass to `check`.
+fn check_hint(path: &std::path::Path) -> String {
+    let copy = std::env::var_os("CREDENTIALS_DIRECTORY").is_some_and(|dir| path.starts_with(dir));
+    if copy {
+        "trueconf-bot check --config FILE, FILE being the settings LoadCredential= names \
+         (e.g. /etc/trueconf-bot/settings.toml)"
+            .into()
+    } else {
+        format!("trueconf-bot check --config {}", path.display())
+    }
 }
 
 /// deleteWebhook (pending updates kept): polling needs no webhook.
@@ -395,5 +436,24 @@ mod tests {
         assert_eq!(parse_command("/start@Bot extra", "bot"), Some("start"));
         assert_eq!(parse_command("/start@other_bot", "bot"), None);
         assert_eq!(parse_command("hello", "bot"), None);
+    }
+
+    #[test]
+    fn why_telegram_is_unreachable_in_the_admins_terms() {
+        let net = |e| why_unreachable(&TgError::Net(e));
+        assert_eq!(
+            net(NetError::Unreachable("host name not found".into())),
+            "the host name does not resolve (DNS)"
+        );
+        assert_eq!(
+            net(NetError::Unreachable("connection refused".into())),
+            "no connection (connection refused)"
+        );
+        assert_eq!(net(NetError::Timeout), "no answer in time (timeout)");
+        assert_eq!(
+            net(NetError::Tls("certificate not trusted".into())),
+            "the TLS handshake failed (certificate not trusted)"
+        );
+        assert!(why_unreachable(&TgError::BadAnswer { status: 502 }).contains("proxy"));
     }
 }

@@ -148,6 +148,19 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The Bot API host (with its port, if `tg-api-url` names one) for log
+    /// lines: no scheme, path or credentials.
+    pub fn telegram_host(&self) -> &str {
+        let rest = self
+            .api_url
+            .split_once("://")
+            .map_or(self.api_url.as_str(), |(_, rest)| rest);
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+        authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, host)| host)
+    }
+
     /// The role of a Telegram user, or `None` for a stranger.
     pub fn role_of(&self, user_id: i64) -> Option<Role> {
         if self.operators.contains(&user_id) {
@@ -389,10 +402,17 @@ impl Reader {
                     "tg-api-token",
                     "is empty; put the token @BotFather gave you",
                 );
+            } else if token.trim() == EXAMPLE_TOKEN {
+                self.problem(
+                    "tg-api-token",
+                    "is still the placeholder of settings.example.toml; put the token @BotFather gave you",
+                );
             } else if !looks_like_bot_token(token.trim()) {
-                self.warnings.push(
-                    "tg-api-token does not look like a bot token (digits, ':', then 35 characters)"
-                        .into(),
+                // The value is not shown: it may be a real token, mistyped.
+                self.problem(
+                    "tg-api-token",
+                    "does not look like a bot token (digits, ':', then about 35 letters, digits, '_' or '-'); \
+                     copy it again from @BotFather",
                 );
             }
         }
@@ -952,6 +972,9 @@ fn clean_host(ip: &str) -> String {
         .unwrap_or(ip);
     ip.trim_end_matches('/').to_string()
 }
+
+/// The token of settings.example.toml: a placeholder that cannot work.
+pub const EXAMPLE_TOKEN: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
 
 fn looks_like_bot_token(token: &str) -> bool {
     match token.split_once(':') {

@@ -78,6 +78,21 @@ fn init_logger() {
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         // journald stamps every line itself.
         builder.format_timestamp(None);
+    } else {
+        // Elsewhere (a terminal, a file, OpenWrt's logread) each line
+        // carries its UTC time.
+        builder.format(|buf, record| {
+            use std::io::Write;
+            let style = buf.default_level_style(record.level());
+            writeln!(
+                buf,
+                "[{} {style}{:<5}{style:#} {}] {}",
+                trueconf_bot::clock::rfc3339(trueconf_bot::clock::now_unix()),
+                record.level(),
+                record.target(),
+                record.args()
+            )
+        });
     }
     builder.init();
     // The backstop: TRACE is compiled out (log features) and never enabled.
@@ -115,6 +130,14 @@ fn real_main() -> Result<(), Error> {
     init_logger();
     let state_directory = std::env::var("STATE_DIRECTORY").ok();
     let loaded = config::load(&args.config, state_directory.as_deref())?;
+    if !args.check {
+        log::info!(
+            "trueconf-bot {} starting with the settings {}; Telegram Bot API at {}",
+            env!("CARGO_PKG_VERSION"),
+            args.config.display(),
+            loaded.settings.telegram_host()
+        );
+    }
     for warning in &loaded.warnings {
         log::warn!("{}: {warning}", args.config.display());
     }

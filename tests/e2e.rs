@@ -16,5 +16,7 @@ mod extras;
 mod reliability;
 // Issue 12: forum topics, alert chats, delivery rules, the bounded poll, start-up retries.
 mod delivery;
+// Issue 14: a first run that explains itself (first log line, token, unreachable Telegram).
+mod first_run;
 // Issue 13: kill -9 during writes, one bot per state dir, audit rotation, a long soak.
 mod durability;

@@ -77,10 +77,49 @@ fn the_original_example_loads_unchanged() {
 }
 
 #[test]
-fn the_shipped_example_loads() {
+fn the_shipped_example_loads_once_its_token_is_replaced() {
     let text = include_str!("../../settings.example.toml");
-    let l = ok(text);
+    assert_eq!(
+        problems(text),
+        [
+            "tg-api-token: is still the placeholder of settings.example.toml; put the token @BotFather gave you"
+        ]
+    );
+    let l = ok(&text.replace(
+        EXAMPLE_TOKEN,
+        "5032177032:AAGahjzZ6zbWSEsVFj13Ki-YMPhPEPzQjxE",
+    ));
     assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+}
+
+#[test]
+fn a_token_of_the_wrong_shape_is_refused_without_showing_it() {
+    for token in [
+        "AAGahjzZ6zbWSEsVFj13Ki-YMPhPEPzQjxE",
+        "5032177032:AAGahjz",
+        "bot5032177032:AAGahjzZ6zbWSEsVFj13Ki-YMPhPEPzQjxE",
+        "5032177032:AAGahjzZ6zbWSEsVFj13Ki YMPhPEPzQjxE",
+    ] {
+        let rest = ORIGINAL.replace(
+            "tg-api-token = \"5032177032:AAGahjzZ6zbWSEsVFj13Ki-YMPhPEPzQjxE\"\n",
+            "",
+        );
+        let got = problems(&format!("tg-api-token = \"{token}\"\n{rest}"));
+        assert_eq!(got.len(), 1, "{token}: {got:?}");
+        assert!(
+            got[0].starts_with("tg-api-token: does not look like a bot token"),
+            "{got:?}"
+        );
+        assert!(!got[0].contains("AAGahjz"), "the value is shown: {got:?}");
+    }
+}
+
+#[test]
+fn the_telegram_host_is_named_without_scheme_path_or_credentials() {
+    let mut s = ok(ORIGINAL).settings;
+    assert_eq!(s.telegram_host(), "api.telegram.org");
+    s.api_url = "http://user:pw@127.0.0.1:8081/prefix?x=1".into();
+    assert_eq!(s.telegram_host(), "127.0.0.1:8081");
 }
 
 #[test]
@@ -172,6 +211,7 @@ fn missing_servers_and_wrong_id_types() {
     assert_eq!(
         got,
         [
+            "tg-api-token: does not look like a bot token (digits, ':', then about 35 letters, digits, '_' or '-'); copy it again from @BotFather",
             "tg-users-id: must be a list of numeric Telegram user ids, e.g. tg-users-id = [12345, 67890]; found a string",
             "servers: no server configured; add a [servers.\"NAME\"] table with ip and credentials",
         ]

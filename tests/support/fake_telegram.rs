@@ -15,8 +15,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// A token of the real shape.
-pub const TOKEN: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
+/// A token of the real shape (not settings.example.toml's placeholder, which
+/// the bot refuses).
+pub const TOKEN: &str = "123456789:AAFakeTokenOfTheTestBotApi_0123-xyz";
 /// The bot's own user id and name, as getMe reports them.
 pub const BOT_ID: i64 = 42;
 pub const BOT_USERNAME: &str = "trueconf_test_bot";
