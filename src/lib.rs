@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod fetch;
 pub mod forgotten;
+pub mod history;
 pub mod html;
 pub mod http;
 pub mod locale;

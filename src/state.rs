@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Server;
 use crate::error::Error;
+use crate::history::History;
 use crate::telegram::Keyboard;
 
 /// Health of a server as the monitor last judged it.
@@ -43,6 +44,36 @@ pub struct ServerState {
     /// Forgotten conferences already pushed to operators: session id → unix milliseconds.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub forgotten_alerted: BTreeMap<String, u64>,
+    /// A maintenance silence: no alerts for this server until it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silence: Option<Silence>,
+    /// The health the chats were last told (by an alert or at the end of a
+    /// silence); `None`: nothing since the server was watched (taken as up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announced: Option<Health>,
+    /// Outages and the time that does not count (monitoring off, silences).
+    #[serde(default, skip_serializing_if = "History::is_empty")]
+    pub history: History,
+}
+
+impl ServerState {
+    /// Whether alerts about this server are held back at `now_ms` (unix
+    /// milliseconds): the one check every kind of alert makes.
+    pub fn silenced(&self, now_ms: u64) -> bool {
+        self.silence.as_ref().is_some_and(|s| s.until_ms > now_ms)
+    }
+}
+
+/// A maintenance silence set by an operator.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Silence {
+    /// When it began (unix seconds; also where its span in the history begins).
+    pub since: u64,
+    /// When it ends (unix milliseconds).
+    pub until_ms: u64,
+    /// Who set it last: the Telegram user's id and name.
+    pub by_id: i64,
+    pub by: String,
 }
 
 /// A pushed message waiting for delivery.
