@@ -25,6 +25,7 @@ pub mod screen;
 pub mod server;
 pub mod shared;
 pub mod shutdown;
+pub mod silence;
 pub mod state;
 pub mod telegram;
 pub mod timing;

@@ -15,13 +15,13 @@ fn alerts(bot: &Bot, chat: i64) -> Vec<String> {
     alert_texts(bot, chat).iter().map(|t| kind(t)).collect()
 }
 
-/// The full texts of every alert a chat received (messages without buttons:
-/// screens always have some).
+/// The full texts of every alert a chat received (messages without buttons,
+/// as screens always have some, or DOWN alerts with their silence buttons).
 fn alert_texts(bot: &Bot, chat: i64) -> Vec<String> {
     bot.tg
         .messages(chat)
         .iter()
-        .filter(|m| m.buttons.is_empty())
+        .filter(|m| m.buttons.is_empty() || m.plain.starts_with("🔴 "))
         .flat_map(|m| {
             m.plain
                 .split("\n\n")
