@@ -88,13 +88,15 @@ impl Tally {
         (counted > 0).then(|| Percent((u128::from(self.up) * 10_000 / u128::from(counted)) as u32))
     }
 
-    /// How much of the window counted, in whole percent (rounded).
+    /// How much of the window counted, in whole percent (rounded; at least
+    /// 1 when anything counted).
     pub fn watched(&self) -> u32 {
         let all = self.counted() + self.silenced + self.off + self.unknown;
-        if all == 0 {
+        if all == 0 || self.counted() == 0 {
             return 0;
         }
-        ((u128::from(self.counted()) * 100 + u128::from(all) / 2) / u128::from(all)) as u32
+        let share = (u128::from(self.counted()) * 100 + u128::from(all) / 2) / u128::from(all);
+        (share as u32).max(1)
     }
 }
 

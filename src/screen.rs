@@ -86,8 +86,9 @@ pub struct StatusView {
     pub zone: Zone,
     /// The maintenance silence in force, if any.
     pub silence: Option<SilenceNote>,
-    /// Availability, the 24-hour strip and the last outages at `now`.
-    pub report: Report,
+    /// Availability, the 24-hour strip and the last outages at `now`;
+    /// `None` for a server never watched.
+    pub report: Option<Report>,
 }
 
 /// A silence as shown: until when (unix seconds) and by whom (their name).
@@ -152,8 +153,10 @@ pub fn status(tr: Tr, server: &Server, view: &StatusView, role: Role) -> Screen 
         let line = silenced_line(tr, &view.zone, "status_silenced", silence, view.now);
         text.push_str(&line);
     }
-    text.push_str("\n\n");
-    text.push_str(&history_block(tr, &view.zone, &view.report, view.now));
+    if let Some(report) = &view.report {
+        text.push_str("\n\n");
+        text.push_str(&history_block(tr, &view.zone, report, view.now));
+    }
     let mut keyboard = Vec::new();
     if role == Role::Operator {
         keyboard.push(silence_row(tr, server));
@@ -282,7 +285,11 @@ fn history_block(tr: Tr, zone: &Zone, report: &Report, now: u64) -> String {
         .zip(&report.windows)
         .map(|(label, tally)| window(tr, label, tally))
         .collect();
-    let mut text = tr.f("availability", &[("windows", &windows.join(" · "))]);
+    let mut text = if report.windows.iter().all(|t| t.counted() == 0) {
+        tr.t("availability_unknown").to_string()
+    } else {
+        tr.f("availability", &[("windows", &windows.join(" · "))])
+    };
     text.push('\n');
     text.extend(report.strip.iter().map(|c| cell(*c)));
     text.push('\n');

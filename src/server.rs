@@ -319,7 +319,7 @@ impl Here<'_> {
             now,
             zone: shared.settings.timezone.clone(),
             silence: SilenceNote::of(&state, now_ms),
-            report: state.history.report(now, 3),
+            report: (!state.history.is_empty()).then(|| state.history.report(now, 3)),
         };
         screen::status(tr, self.server, &view, role)
     }

@@ -18,3 +18,5 @@ mod reliability;
 mod delivery;
 // Issue 13: kill -9 during writes, one bot per state dir, audit rotation, a long soak.
 mod durability;
+// Issue 15: maintenance silence and the availability history.
+mod operations;

@@ -500,7 +500,17 @@ fn the_status_screen_shows_health_since_when_the_interval_and_monitoring() {
         status.plain
     );
     let labels: Vec<String> = status.all_buttons().into_iter().map(|b| b.0).collect();
-    assert_eq!(labels, ["🔕 Turn monitoring off", "🔄 Refresh", "‹ Back"]);
+    assert_eq!(
+        labels,
+        [
+            "🔕 Silence 1 h",
+            "🔕 4 h",
+            "🔕 24 h",
+            "🔕 Turn monitoring off",
+            "🔄 Refresh",
+            "‹ Back"
+        ]
+    );
 
     // Down: the screen says so, with the reason and since when.
     bot.srv(0).set_up(false);
