@@ -145,22 +145,17 @@ impl History {
         self.spans.iter().any(|s| s.kind == kind && s.to.is_none())
     }
 
-    /// Starts a span of `kind` at `at` unless one is going on. One that
-    /// ended at `at` or later goes on instead (no zero-length gaps).
+    /// Starts a span of `kind` at `at` unless one is going on.
     pub fn begin(&mut self, kind: Kind, at: u64, cause: Option<&str>) {
         if self.is_open(kind) {
             return;
         }
-        let last = self.spans.iter_mut().rev().find(|s| s.kind == kind);
-        match last {
-            Some(last) if last.to.is_some_and(|to| to >= at) && last.from <= at => last.to = None,
-            _ => self.spans.push(Span {
-                kind,
-                from: at,
-                to: None,
-                cause: cause.map(|c| c.chars().take(CAUSE_CHARS).collect()),
-            }),
-        }
+        self.spans.push(Span {
+            kind,
+            from: at,
+            to: None,
+            cause: cause.map(|c| c.chars().take(CAUSE_CHARS).collect()),
+        });
         self.prune(at);
     }
 
@@ -561,29 +556,27 @@ mod tests {
     }
 
     #[test]
-    fn spans_begin_once_and_touching_ones_join() {
+    fn spans_begin_once_and_end_once() {
         let mut h = History::default();
         h.begin(Kind::Down, 10, Some("a"));
         h.begin(Kind::Down, 12, Some("b")); // already open: nothing
         h.end(Kind::Down, 20);
-        h.begin(Kind::Down, 20, Some("c")); // same second it ended: goes on
+        h.begin(Kind::Down, 20, Some("c")); // the next one, with its own cause
         h.end(Kind::Down, 30);
         h.end(Kind::Down, 40); // none open: nothing
-        assert_eq!(
-            h.spans,
-            vec![Span {
-                kind: Kind::Down,
-                from: 10,
-                to: Some(30),
-                cause: Some("a".into())
-            }]
-        );
+        let down = |from, to, cause: &str| Span {
+            kind: Kind::Down,
+            from,
+            to: Some(to),
+            cause: Some(cause.into()),
+        };
+        assert_eq!(h.spans, vec![down(10, 20, "a"), down(20, 30, "c")]);
         h.plan(Kind::Silenced, 50, 100);
         h.plan(Kind::Silenced, 50, 150); // extended
         h.plan(Kind::Silenced, 50, 70); // cut short
-        assert_eq!(h.spans[1], span(Kind::Silenced, 50, Some(70)));
+        assert_eq!(h.spans[2], span(Kind::Silenced, 50, Some(70)));
         h.begin(Kind::Down, 80, Some(&"x".repeat(500)));
-        assert_eq!(h.spans[2].cause.as_ref().unwrap().len(), CAUSE_CHARS);
+        assert_eq!(h.spans[3].cause.as_ref().unwrap().len(), CAUSE_CHARS);
     }
 
     #[test]

@@ -60,11 +60,11 @@ fn kinds(bot: &Bot, chat: i64) -> Vec<String> {
     pushed(bot, chat)
         .iter()
         .map(|t| {
-            if t.starts_with("🔴 Main is DOWN: ") {
+            if t.starts_with("🔴 Main is DOWN since ") {
                 "DOWN".into()
-            } else if t.starts_with("🔴 Main is still DOWN") {
+            } else if t.starts_with("🔴 Main is still DOWN since ") {
                 "STILL DOWN".into()
-            } else if t.starts_with("🟢 Main is UP again") {
+            } else if t.starts_with("🟢 Main is UP again since ") {
                 "UP".into()
             } else if t.starts_with("🔔 The silence for Main is over. It is DOWN since ") {
                 "SILENCE OVER: DOWN".into()
