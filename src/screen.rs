@@ -972,6 +972,80 @@ pub fn human_duration(tr: Tr, d: Duration) -> String {
 mod tests {
     use super::*;
 
+    /// A Status screen with everything issue 15 adds, in every shipped
+    /// language: every placeholder filled, within Telegram's limit.
+    #[test]
+    fn the_status_screen_with_silence_and_history_in_every_language() {
+        use crate::history::{History, Kind, Span};
+        let now = 1_795_614_300;
+        let server = Server {
+            name: "Main <1>".into(),
+            key: "0123abcd".into(),
+            host: "tc.example".into(),
+            api_version: "v3.2".into(),
+            client_id: "id".into(),
+            client_secret: crate::config::Secret::new("s"),
+            access_token: None,
+            trust: crate::http::Trust::BuiltIn,
+            monitor_at_start: true,
+            probe_interval: Duration::from_secs(10),
+            status_port: 4307,
+        };
+        let mut history = History {
+            known_from: Some(now - 3 * 86_400),
+            spans: vec![Span {
+                kind: Kind::Silenced,
+                from: now - 7200,
+                to: Some(now + 3600),
+                cause: None,
+            }],
+        };
+        for (i, cause) in ["refused", "HTTP 503", "a <b> & c"].iter().enumerate() {
+            let from = now - 20_000 + i as u64 * 3000;
+            history.begin(Kind::Down, from, Some(cause));
+            history.end(Kind::Down, from + 100 + i as u64 * 5000);
+        }
+        let view = StatusView {
+            live: Err("unreachable (refused)".into()),
+            monitoring: true,
+            interval: Duration::from_secs(10),
+            health: Some(Health::Down),
+            since: Some(now - 100),
+            now,
+            zone: Zone::utc(),
+            silence: Some(SilenceNote {
+                until: now + 3600,
+                by: "Ann Lee (@ann)".into(),
+            }),
+            report: Some(history.report(now, 3)),
+        };
+        let (locales, _) = crate::locale::Locales::load(None, "en").unwrap();
+        for lang in ["en", "ru", "de", "es"] {
+            let tr = locales.tr(lang);
+            let screen = status(tr, &server, &view, Role::Operator);
+            let text = &screen.text;
+            assert!(!text.contains('{') && units(text) < 4096, "{lang}:\n{text}");
+            assert!(
+                text.contains("14:45 UTC") && text.contains("@ann"),
+                "{lang}:\n{text}"
+            );
+            assert_eq!(screen.keyboard[0].len(), 3, "{lang}");
+            let over = silence_over(
+                tr,
+                &Zone::utc(),
+                &server,
+                Health::Down,
+                now - 100,
+                now,
+                None,
+            );
+            assert!(!over.contains('{'), "{lang}: {over}");
+            if std::env::var_os("SHOW_SCREENS").is_some() {
+                println!("--- {lang}\n{text}\n{:?}\n{over}\n", screen.keyboard);
+            }
+        }
+    }
+
     #[test]
     fn hms_pads() {
         assert_eq!(hms(4000), "1:06:40");
