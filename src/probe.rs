@@ -171,7 +171,7 @@ pub fn run(
             if !state.monitoring.unwrap_or(server.monitor_at_start) {
                 return (None, false);
             }
-            state.history.end(Kind::Off, now);
+            state.history_end(Kind::Off, now);
             let alert = judge.step(
                 state,
                 &result,
@@ -250,8 +250,8 @@ fn unwatched(shared: &Shared, server: &Server) {
     shared.store.update(|d| {
         if let Some(state) = d.servers.get_mut(&server.name) {
             if state.history.known_from.is_some() {
-                state.history.end(Kind::Down, now);
-                state.history.begin(Kind::Off, now, None);
+                state.history_end(Kind::Down, now);
+                state.history_begin(Kind::Off, now, None);
             }
         }
     });
@@ -264,16 +264,16 @@ fn unwatched(shared: &Shared, server: &Server) {
 pub fn track(state: &mut ServerState, alert: Option<&Alert>, now: u64) {
     let since = state.since.unwrap_or(now).min(now);
     if state.health.is_some() {
-        state.history.know_from(since);
+        state.history_know_from(since);
     }
     match alert {
-        Some(Alert::Up { .. }) => state.history.end(Kind::Down, now),
+        Some(Alert::Up { .. }) => state.history_end(Kind::Down, now),
         _ if state.health == Some(Health::Down) => {
             let cause = match alert {
                 Some(Alert::Down { reason, .. }) => Some(reason.as_str()),
                 _ => None,
             };
-            state.history.begin(Kind::Down, since, cause);
+            state.history_begin(Kind::Down, since, cause);
         }
         _ => {}
     }

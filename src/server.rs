@@ -269,7 +269,7 @@ impl Here<'_> {
         shared.store.update_server(&server.name, |s| {
             s.monitoring = Some(on);
             if on {
-                s.history.end(Kind::Off, now);
+                s.history_end(Kind::Off, now);
             } else {
                 // Unwatched, its health is unknown: no stale UP alert later.
                 s.health = None;
@@ -277,9 +277,9 @@ impl Here<'_> {
                 s.last_alert = None;
                 s.announced = None;
                 // An outage ends here; the time until switched on does not count.
-                s.history.end(Kind::Down, now);
+                s.history_end(Kind::Down, now);
                 if s.history.known_from.is_some() {
-                    s.history.begin(Kind::Off, now, None);
+                    s.history_begin(Kind::Off, now, None);
                 }
             }
         });

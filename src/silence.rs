@@ -80,7 +80,7 @@ pub fn extend(state: &mut ServerState, user: &User, target: u64, now_ms: u64) ->
         by: user.name.clone(),
     });
     state
-        .history
+        .history_mut()
         .plan(Kind::Silenced, since, target.div_ceil(1000));
     true
 }
@@ -123,7 +123,7 @@ pub fn end_in(shared: &Shared, server: &Server, d: &mut StateData, now_ms: u64) 
     };
     let now = now_ms / 1000;
     let end = silence.until_ms.min(now_ms).div_ceil(1000);
-    state.history.plan(Kind::Silenced, silence.since, end);
+    state.history_mut().plan(Kind::Silenced, silence.since, end);
     let Some(health) = after(state.health, state.announced) else {
         return false;
     };

@@ -23,6 +23,15 @@ fn server_state(bot: &Bot, name: &str) -> Value {
     state(bot)["servers"][name].clone()
 }
 
+/// A server's availability history, as kept in history.json (`Null` while none).
+fn history(bot: &Bot, name: &str) -> Value {
+    std::fs::read_to_string(bot.dir.join("state/history.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+        .map(|all| all[name].clone())
+        .unwrap_or(Value::Null)
+}
+
 /// Waits until the monitor has judged `name` as `health` ("up"/"down").
 #[track_caller]
 fn wait_health(bot: &Bot, name: &str, health: &str) {
@@ -452,22 +461,22 @@ fn a_silenced_server_gets_no_scan_pushes_until_the_silence_ends() {
 // ---------------------------------------------------------------------------
 // Availability history
 
-/// A state.json entry for a server watched for 40 days, with one outage of
+/// A state.json entry for a server watched and up since an outage of
 /// `length` seconds that began `ago` seconds before `now`.
-fn watched_with_outage(now: u64, ago: u64, length: u64) -> Value {
+fn watched_since_outage(now: u64, ago: u64, length: u64) -> Value {
+    json!({ "monitoring": true, "health": "up", "since": now - ago + length })
+}
+
+/// Its history.json entry: watched for 40 days, with that one outage.
+fn history_with_outage(now: u64, ago: u64, length: u64) -> Value {
     json!({
-        "monitoring": true,
-        "health": "up",
-        "since": now - ago + length,
-        "history": {
-            "known_from": now - 40 * 86_400,
-            "spans": [{
-                "kind": "down",
-                "from": now - ago,
-                "to": now - ago + length,
-                "cause": "unreachable (connection refused)"
-            }]
-        }
+        "known_from": now - 40 * 86_400,
+        "spans": [{
+            "kind": "down",
+            "from": now - ago,
+            "to": now - ago + length,
+            "cause": "unreachable (connection refused)"
+        }]
     })
 }
 
@@ -481,14 +490,19 @@ fn availability_after_a_scripted_outage_is_right_to_the_second() {
     // Ten minutes into the hour three hours ago, so that the few seconds
     // between writing and reading cannot move it into another cell.
     let ago = 3 * 3600 - 600;
-    let seeded = json!({
+    let state = json!({
         "servers": {
-            "Exact": watched_with_outage(now, ago, 864),
-            "OneMore": watched_with_outage(now, ago, 865),
+            "Exact": watched_since_outage(now, ago, 864),
+            "OneMore": watched_since_outage(now, ago, 865),
         }
     });
+    let history = json!({
+        "Exact": history_with_outage(now, ago, 864),
+        "OneMore": history_with_outage(now, ago, 865),
+    });
     std::fs::create_dir_all(bot.dir.join("state")).unwrap();
-    std::fs::write(bot.dir.join("state/state.json"), seeded.to_string()).unwrap();
+    std::fs::write(bot.dir.join("state/state.json"), state.to_string()).unwrap();
+    std::fs::write(bot.dir.join("state/history.json"), history.to_string()).unwrap();
     bot.restart();
 
     let exact = bot.open(OP, OP, "Exact", "📊 Status");
@@ -546,9 +560,7 @@ fn an_outage_shows_on_the_status_screen_and_a_restart_is_not_one() {
         assert!(bot.srv(0).wait_probe_count(WAIT, probes + 3) >= probes + 3);
     }
     // Seconds are what is kept: let a whole one be watched.
-    let known = server_state(&bot, "Main")["history"]["known_from"]
-        .as_u64()
-        .unwrap();
+    let known = history(&bot, "Main")["known_from"].as_u64().unwrap();
     assert!(wait_until(WAIT, || now_unix() >= known + 2));
     let screen = status(&bot, OP);
     assert!(
@@ -563,7 +575,7 @@ fn an_outage_shows_on_the_status_screen_and_a_restart_is_not_one() {
         "{}",
         screen.plain
     );
-    assert!(server_state(&bot, "Main")["history"]["spans"].is_null());
+    assert!(history(&bot, "Main")["spans"].is_null());
     assert!(pushed(&bot, OP).is_empty(), "{}", bot.transcript(OP));
 
     // A real outage, over a restart: counted from the persisted judgement.
@@ -575,7 +587,7 @@ fn an_outage_shows_on_the_status_screen_and_a_restart_is_not_one() {
     assert!(wait_until(WAIT, || now_unix() >= since + 2));
     bot.srv(0).set_status_reply(200);
     expect_kinds(&bot, OP, &["DOWN", "UP"]);
-    let spans = server_state(&bot, "Main")["history"]["spans"].clone();
+    let spans = history(&bot, "Main")["spans"].clone();
     assert_eq!(spans.as_array().map(Vec::len), Some(1), "{spans}");
     assert_eq!(spans[0]["from"], since, "{spans}");
     assert_eq!(spans[0]["cause"], "HTTP 503", "{spans}");
@@ -620,7 +632,7 @@ fn time_with_monitoring_off_is_not_downtime() {
         "🔕 Turn monitoring off",
         "Monitoring is off",
     );
-    let spans = server_state(&bot, "Main")["history"]["spans"].clone();
+    let spans = history(&bot, "Main")["spans"].clone();
     assert_eq!(spans[0]["kind"], "down", "{spans}");
     assert!(spans[0]["to"].is_u64(), "the outage did not end: {spans}");
     assert_eq!(spans[1]["kind"], "off", "{spans}");
@@ -631,7 +643,7 @@ fn time_with_monitoring_off_is_not_downtime() {
     bot.srv(0).set_up(true);
     bot.tap(OP, OP, &off, "🔔 Turn monitoring on", "Monitoring is on");
     wait_health(&bot, "Main", "up");
-    let spans = server_state(&bot, "Main")["history"]["spans"].clone();
+    let spans = history(&bot, "Main")["spans"].clone();
     assert!(spans[1]["to"].is_u64(), "{spans}");
     assert_eq!(spans.as_array().map(Vec::len), Some(2), "{spans}");
     let screen = status(&bot, OP);
