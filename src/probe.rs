@@ -482,7 +482,7 @@ mod tests {
         for (i, ok) in results.iter().enumerate() {
             let now = start + i as u64;
             let r = if *ok { Ok(()) } else { Err("refused".into()) };
-            let alert = judge.step(state, &r, now, 2, None);
+            let alert = judge.step(state, &r, at(now), 2, None);
             track(state, alert.as_ref(), now);
         }
     }
