@@ -291,12 +291,13 @@ impl History {
         for (i, cell) in strip.iter_mut().enumerate() {
             let start = now.saturating_sub((24 - i as u64) * HOUR);
             let t = tally_of(&pieces, start, start + HOUR);
+            // Downtime shows first, then planned quiet, then up time.
             *cell = if t.down > 0 {
                 Class::Down
-            } else if t.up > 0 {
-                Class::Up
             } else if t.silenced > 0 {
                 Class::Silenced
+            } else if t.up > 0 {
+                Class::Up
             } else if t.off > 0 {
                 Class::Off
             } else {
@@ -509,6 +510,8 @@ mod tests {
             vec![
                 span(Kind::Down, NOW - 90 * 60, Some(NOW - 80 * 60)),
                 span(Kind::Silenced, NOW - 5 * HOUR, Some(NOW - 3 * HOUR)),
+                // An hour mostly up with a short silence in it is shown silenced.
+                span(Kind::Silenced, NOW - 30 * 60, Some(NOW - 20 * 60)),
                 span(Kind::Off, NOW - 10 * HOUR, Some(NOW - 8 * HOUR - 1)),
             ],
         );
@@ -523,6 +526,7 @@ mod tests {
         expected[19] = Silenced;
         expected[20] = Silenced;
         expected[22] = Down;
+        expected[23] = Silenced;
         assert_eq!(strip, expected);
     }
 

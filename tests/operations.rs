@@ -409,6 +409,44 @@ fn a_down_alert_offers_operators_the_silence_and_viewers_nothing() {
     }
 }
 
+/// What a new user would try: silence a server, take it down, bring it
+/// back, read the status.
+#[test]
+fn an_outage_during_a_silence_is_shown_as_silenced_and_not_counted() {
+    let bot = Bot::start_with(vec![Srv::new("Main").monitored(0.05)], setup(600_000));
+    wait_health(&bot, "Main", "up");
+    // Seconds are what is kept: let some time up be counted first.
+    assert!(wait_until(WAIT, || history(&bot, "Main")["known_from"].is_u64()));
+    let known = history(&bot, "Main")["known_from"].as_u64().unwrap();
+    assert!(wait_until(WAIT, || now_unix() >= known + 2));
+    let screen = status(&bot, OP);
+    let silenced = bot.tap(OP, OP, &screen, "🔕 Silence 1 h", "🔕 Silenced until ");
+    bot.srv(0).set_up(false);
+    wait_health(&bot, "Main", "down");
+    // Seconds are what is kept: let the outage last at least one.
+    let since = server_state(&bot, "Main")["since"].as_u64().unwrap();
+    assert!(wait_until(WAIT, || now_unix() >= since + 2));
+    bot.srv(0).set_up(true);
+    wait_health(&bot, "Main", "up");
+
+    let read = bot.tap(OP, OP, &silenced, "🔄 Refresh", "Last outages");
+    let text = &read.plain;
+    assert!(text.contains("📈 Availability: 24 h 100 % ("), "{text}");
+    let strip = text.lines().find(|l| l.starts_with('⬜')).unwrap_or("");
+    assert!(strip.ends_with('🟦'), "the last hour was silenced: {text}");
+    let outage = text.lines().find(|l| l.starts_with("• ")).unwrap_or("");
+    assert!(
+        outage.contains(" · unreachable (") && outage.ends_with(" (silenced: not counted)"),
+        "{text}"
+    );
+    assert!(pushed(&bot, OP).is_empty(), "{}", bot.transcript(OP));
+    // Ended while up, as the chats last knew it: nothing to tell.
+    let ended = bot.tap(OP, OP, &read, "🔔 End silence", "");
+    assert!(!ended.plain.contains("Silenced until"), "{}", ended.plain);
+    assert_eq!(state(&bot)["outbox"], Value::Null);
+    assert!(pushed(&bot, OP).is_empty(), "{}", bot.transcript(OP));
+}
+
 #[test]
 fn a_silenced_server_gets_no_scan_pushes_until_the_silence_ends() {
     let setup = Setup {
@@ -564,9 +602,7 @@ fn an_outage_shows_on_the_status_screen_and_a_restart_is_not_one() {
     assert!(wait_until(WAIT, || now_unix() >= known + 2));
     let screen = status(&bot, OP);
     assert!(
-        screen
-            .plain
-            .contains("📈 Availability: 24 h 100 % (watched "),
+        screen.plain.contains("📈 Availability: 24 h 100 % ("),
         "{}",
         screen.plain
     );
