@@ -32,6 +32,11 @@ pub enum Press {
     Stop(String, String, List),
     /// A page of the audit log (operators).
     Audit(u32),
+    /// Silence a server's alerts for this many hours from now (one of
+    /// `SILENCE_HOURS`): a target, so a repeat extends it or does nothing.
+    Silence(String, u32),
+    /// End a server's silence now.
+    EndSilence(String),
     /// A button that only shows something (the page number).
     Nothing,
 }
@@ -49,6 +54,8 @@ impl Press {
             Press::AskStop(s, c, list) => format!("x:{s}:{c}:{}", encode_list(*list)),
             Press::Stop(s, c, list) => format!("y:{s}:{c}:{}", encode_list(*list)),
             Press::Audit(page) => format!("a:{page}"),
+            Press::Silence(s, hours) => format!("z:{s}:{hours}"),
+            Press::EndSilence(s) => format!("w:{s}"),
             Press::Nothing => "n".into(),
         }
     }
@@ -67,6 +74,8 @@ impl Press {
             ("m", 2) => Press::Menu(key(1)?),
             ("s", 2) => Press::Status(key(1)?),
             ("u", 2) => Press::Online(key(1)?),
+            ("w", 2) => Press::EndSilence(key(1)?),
+            ("z", 3) => Press::Silence(key(1)?, num(2).filter(|h| SILENCE_HOURS.contains(h))?),
             ("o", 3) => Press::Monitor(
                 key(1)?,
                 match parts[2] {
@@ -102,23 +111,36 @@ impl Press {
             | Press::Online(s)
             | Press::Forgotten(s, _, _)
             | Press::AskStop(s, _, _)
-            | Press::Stop(s, _, _) => Some(s),
+            | Press::Stop(s, _, _)
+            | Press::Silence(s, _)
+            | Press::EndSilence(s) => Some(s),
         }
     }
 
-    /// Whether only operators may press it.
     /// A press that changes something (its outcome is always shown).
     pub fn is_action(&self) -> bool {
-        matches!(self, Press::Stop(..) | Press::Monitor(..))
+        matches!(
+            self,
+            Press::Stop(..) | Press::Monitor(..) | Press::Silence(..) | Press::EndSilence(_)
+        )
     }
 
+    /// Whether only operators may press it.
     pub fn needs_operator(&self) -> bool {
         matches!(
             self,
-            Press::Monitor(..) | Press::AskStop(..) | Press::Stop(..) | Press::Audit(_)
+            Press::Monitor(..)
+                | Press::AskStop(..)
+                | Press::Stop(..)
+                | Press::Audit(_)
+                | Press::Silence(..)
+                | Press::EndSilence(_)
         )
     }
 }
+
+/// The lengths of a silence the buttons offer, in hours.
+pub const SILENCE_HOURS: [u32; 3] = [1, 4, 24];
 
 fn encode_list(list: List) -> String {
     match list {
@@ -184,6 +206,10 @@ mod tests {
             Press::Forgotten(s.clone(), 525_600, 999_999),
             Press::AskStop(s.clone(), c.clone(), List::Forgotten(525_600)),
             Press::Stop(s.clone(), c.clone(), List::Running),
+            Press::Silence(s.clone(), 1),
+            Press::Silence(s.clone(), 4),
+            Press::Silence(s.clone(), 24),
+            Press::EndSilence(s.clone()),
         ];
         for press in all {
             let data = press.encode();
@@ -210,6 +236,12 @@ mod tests {
             "y:01234567:0123456789ab:z",
             "y:01234567:0123456789ab:f",
             "p:extra",
+            "z:01234567:2",
+            "z:01234567:0",
+            "z:01234567:240",
+            "z:01234567",
+            "w:01234567:1",
+            "w:",
             "m:01234567:extra",
             "\u{0}\u{1}",
             &"m:".repeat(40),

@@ -9,7 +9,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::chat::{self, Patience};
-use crate::screen::{self, OverviewLine};
+use crate::clock::now_unix_ms;
+use crate::screen::{self, OverviewLine, OverviewNote};
 use crate::shared::Shared;
 use crate::telegram::{Place, Telegram};
 
@@ -42,7 +43,21 @@ impl Overview {
                 let timing = &shared.settings.timing;
                 let lines = gather.wait(timing.overview);
                 gather.0.done.store(true, Ordering::Relaxed);
-                let text = screen::overview(shared.tr(&lang), &shared.settings.servers, &lines);
+                let now_ms = now_unix_ms();
+                let notes: Vec<OverviewNote> = shared.store.read(|d| {
+                    let servers = &shared.settings.servers;
+                    servers
+                        .iter()
+                        .map(|s| match d.servers.get(&s.name) {
+                            Some(state) => OverviewNote::of(state, now_ms),
+                            None => OverviewNote::default(),
+                        })
+                        .collect()
+                });
+                let servers = &shared.settings.servers;
+                let tr = shared.tr(&lang);
+                let zone = &shared.settings.timezone;
+                let text = screen::overview(tr, servers, &lines, &notes, zone, now_ms / 1000);
                 chat::say(&tg, place, &text, Patience::Retry(timing.screen_retry_max));
             });
         if let Err(e) = spawned {

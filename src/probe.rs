@@ -3,19 +3,24 @@
 //! after `failures_before_down` failures in a row, UP on the first success
 //! after it, optional reminders (`Judge`, a pure function). The judgement
 //! and its alerts go into state.json in one update (the outbox); then the
-//! notifier is woken. Never waits on Telegram.
+//! notifier is woken. Never waits on Telegram. While a server is silenced
+//! it is judged as ever, but no alert goes out; the prober wakes when the
+//! silence ends and ends it (`silence::end_in`). Each judgement keeps the
+//! availability history in step (`track`).
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
-use crate::clock::{Now, Zone};
+use crate::clock::{Now, Zone, now_unix_ms};
 use crate::config::Server;
+use crate::history::Kind;
 use crate::http::{Client, Limits, Trust};
 use crate::locale::Tr;
-use crate::notify::{self, NotifyCmd};
+use crate::notify::NotifyCmd;
 use crate::screen;
 use crate::shared::Shared;
+use crate::silence;
 use crate::state::{Health, ServerState};
 use crate::trueconf::probe_status;
 
@@ -149,6 +154,7 @@ pub fn run(
     loop {
         if !shared.store.monitoring(server) {
             judge = Judge::default();
+            unwatched(&shared, server);
             match commands.recv() {
                 Ok(ProbeCmd::Wake) => continue,
                 Ok(ProbeCmd::Quit) | Err(_) => return,
@@ -159,45 +165,124 @@ pub fn run(
             log::debug!("server '{}': probe failed: {why}", server.name);
         }
         let monitoring = &settings.monitoring;
-        // The judgement and its alerts are written in one store update, so
-        // that a restart can neither repeat the judgement nor lose the alert.
-        let alert = shared.store.update(|d| {
+        let clock = Now::read();
+        let now_ms = clock.wall_ms;
+        let now = clock.wall();
+        // The judgement, its history and its alerts are written in one store
+        // update, so that a restart can neither repeat the judgement nor lose
+        // the alert.
+        let (alert, told) = shared.store.update(|d| {
             let state = d.servers.entry(server.name.clone()).or_default();
             // Switched off while this probe was under way: the switch cleared
             // the judgement, and a late result must neither restore it nor alert.
             if !state.monitoring.unwrap_or(server.monitor_at_start) {
-                return None;
+                return (None, false);
             }
+            state.history_end(Kind::Off, now);
             let alert = judge.step(
                 state,
                 &result,
-                Now::read(),
+                clock,
                 monitoring.failures_before_down,
                 monitoring.remind_every,
-            )?;
-            for place in shared.recipients(d, &settings.everyone()) {
-                let tr = shared.tr_for(d, place.chat);
-                let text = alert_text(tr, &settings.timezone, server, &alert);
-                notify::enqueue(d, place, text, None);
+            );
+            track(state, alert.as_ref(), now);
+            let quiet = state.silenced(now_ms);
+            let ran_out = state.silence.is_some() && !quiet;
+            let mut told = false;
+            if let Some(alert) = alert.as_ref().filter(|_| !quiet) {
+                let down = !matches!(alert, Alert::Up { .. });
+                state.announced = Some(if down { Health::Down } else { Health::Up });
+                silence::alert_everyone(&shared, server, d, down, |tr| {
+                    alert_text(tr, &settings.timezone, server, alert)
+                });
+                told = true;
             }
-            Some(alert)
+            // After the alert (if any): the end of the silence then finds
+            // nothing new to tell, and says nothing twice.
+            if ran_out {
+                told |= silence::end_in(&shared, server, d, now_ms);
+            }
+            (alert.map(|a| (a, quiet)), told)
         });
-        if let Some(alert) = alert {
+        if let Some((alert, quiet)) = alert {
+            let held = if quiet { " (silenced: no alert)" } else { "" };
             match &alert {
                 Alert::Down { reason, .. } => {
-                    log::info!("server '{}' is DOWN: {reason}", server.name)
+                    log::info!("server '{}' is DOWN: {reason}{held}", server.name)
                 }
                 Alert::Up { down_for, .. } => {
-                    log::info!("server '{}' is UP again after {down_for} s", server.name)
+                    log::info!(
+                        "server '{}' is UP again after {down_for} s{held}",
+                        server.name
+                    )
                 }
-                Alert::Reminder { .. } => log::info!("server '{}' is still DOWN", server.name),
+                Alert::Reminder { .. } => {
+                    log::info!("server '{}' is still DOWN{held}", server.name)
+                }
             }
+        }
+        if told {
             let _ = notifier.send(NotifyCmd::Wake);
         }
-        match commands.recv_timeout(server.probe_interval) {
+        match commands.recv_timeout(next_wait(&shared, server)) {
             Ok(ProbeCmd::Wake) | Err(RecvTimeoutError::Timeout) => {}
             Ok(ProbeCmd::Quit) | Err(RecvTimeoutError::Disconnected) => return,
         }
+    }
+}
+
+/// Until the next probe: the interval, or less when a silence ends sooner
+/// (its end is told on time).
+fn next_wait(shared: &Shared, server: &Server) -> Duration {
+    let now_ms = now_unix_ms();
+    let left = shared.store.read(|d| {
+        let silence = d.servers.get(&server.name)?.silence.as_ref()?;
+        Some(Duration::from_millis(
+            silence.until_ms.saturating_sub(now_ms),
+        ))
+    });
+    match left {
+        // At least a millisecond: never a busy loop.
+        Some(left) => server
+            .probe_interval
+            .min(left.max(Duration::from_millis(1))),
+        None => server.probe_interval,
+    }
+}
+
+/// Monitoring is off: the history says so from now on (once it knows the server).
+fn unwatched(shared: &Shared, server: &Server) {
+    let now = now_unix_ms() / 1000;
+    shared.store.update(|d| {
+        if let Some(state) = d.servers.get_mut(&server.name) {
+            if state.history.known_from.is_some() {
+                state.history_end(Kind::Down, now);
+                state.history_begin(Kind::Off, now, None);
+            }
+        }
+    });
+}
+
+/// Keeps the history in step with a judgement made at `now`: the health is
+/// known from its first judgement; an outage begins where the judgement
+/// dates it (the first failure) and ends with the UP. A DOWN persisted
+/// before a restart goes on as the same outage.
+pub fn track(state: &mut ServerState, alert: Option<&Alert>, now: u64) {
+    let since = state.since.unwrap_or(now).min(now);
+    if state.health.is_some() {
+        state.history_know_from(since);
+    }
+    match alert {
+        Some(Alert::Up { .. }) => state.history_end(Kind::Down, now),
+        _ if state.health == Some(Health::Down) => {
+            let cause = match alert {
+                Some(Alert::Down { reason, .. }) => Some(reason.as_str()),
+                _ => None,
+            };
+            state.history_begin(Kind::Down, since, cause);
+        }
+        _ => {}
     }
 }
 
@@ -395,6 +480,47 @@ mod tests {
             }
         }
         assert_eq!(reminders, vec![2, 4]);
+    }
+
+    /// The judgements of `results` (one a second from `start`) with the
+    /// history kept in step, as `track` does in the prober.
+    fn judged(state: &mut ServerState, results: &[bool], start: u64) {
+        let mut judge = Judge::default(); // a fresh process
+        for (i, ok) in results.iter().enumerate() {
+            let now = start + i as u64;
+            let r = if *ok { Ok(()) } else { Err("refused".into()) };
+            let alert = judge.step(state, &r, at(now), 2, None);
+            track(state, alert.as_ref(), now);
+        }
+    }
+
+    #[test]
+    fn the_history_follows_the_judgement_and_a_restart_is_not_an_outage() {
+        use crate::history::{Kind, Span};
+        let mut state = ServerState::default();
+        judged(&mut state, &[true, true, false, false, false, true], 100);
+        let outage = Span {
+            kind: Kind::Down,
+            from: 102,
+            to: Some(105),
+            cause: Some("refused".into()),
+        };
+        assert_eq!(state.history.known_from, Some(100));
+        assert_eq!(state.history.spans, vec![outage.clone()]);
+        // A restart (a new Judge) while up: nothing new in the history.
+        judged(&mut state, &[true, true], 200);
+        assert_eq!(state.history.spans, vec![outage.clone()]);
+        // Down before a restart, up after it: one outage from the first failure.
+        judged(&mut state, &[false, false], 300);
+        judged(&mut state, &[false, true], 400);
+        assert_eq!(state.history.spans.len(), 2);
+        assert_eq!(
+            (state.history.spans[1].from, state.history.spans[1].to),
+            (300, Some(401))
+        );
+        // From 100 to 401: 3 s and 101 s down, the rest up; before, unknown.
+        let t = state.history.tally(0, 401);
+        assert_eq!((t.up, t.down, t.unknown), (197, 104, 100));
     }
 
     #[test]

@@ -4,12 +4,13 @@
 
 use std::time::Duration;
 
-use crate::callback::{List, Press, conference_key};
+use crate::callback::{List, Press, SILENCE_HOURS, conference_key};
 use crate::clock::{Zone, parse_rfc3339};
 use crate::config::{Role, Server};
+use crate::history::{Class, Percent, Report, Tally, WINDOWS};
 use crate::html::{encode_segment, escape, shorten, units};
 use crate::locale::Tr;
-use crate::state::Health;
+use crate::state::{Health, ServerState};
 use crate::telegram::{Button, Keyboard};
 use crate::trueconf::{Call, Online, Problem};
 
@@ -83,6 +84,43 @@ pub struct StatusView {
     pub now: u64,
     /// The zone times are shown in.
     pub zone: Zone,
+    /// The maintenance silence in force, if any.
+    pub silence: Option<SilenceNote>,
+    /// Availability, the 24-hour strip and the last outages at `now`;
+    /// `None` for a server never watched.
+    pub report: Option<Report>,
+}
+
+/// A silence as shown: until when (unix seconds) and by whom (their name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SilenceNote {
+    pub until: u64,
+    pub by: String,
+}
+
+impl SilenceNote {
+    /// The silence of a server in force at `now_ms`, if any.
+    pub fn of(state: &ServerState, now_ms: u64) -> Option<SilenceNote> {
+        let silence = state.silence.as_ref().filter(|_| state.silenced(now_ms))?;
+        Some(SilenceNote {
+            until: silence.until_ms / 1000,
+            by: silence.by.clone(),
+        })
+    }
+}
+
+impl OverviewNote {
+    /// A server's note for `/status` at `now_ms`.
+    pub fn of(state: &ServerState, now_ms: u64) -> OverviewNote {
+        let now = now_ms / 1000;
+        OverviewNote {
+            week: state
+                .history
+                .tally(now.saturating_sub(WINDOWS[1]), now)
+                .availability(),
+            silence: SilenceNote::of(state, now_ms),
+        }
+    }
 }
 
 /// The status screen (SPEC §7.3).
@@ -110,8 +148,24 @@ pub fn status(tr: Tr, server: &Server, view: &StatusView, role: Role) -> Screen 
     } else {
         text.push_str(tr.t("status_monitoring_off"));
     }
+    if let Some(silence) = &view.silence {
+        text.push('\n');
+        let line = silenced_line(tr, &view.zone, "status_silenced", silence, view.now);
+        text.push_str(&line);
+    }
+    if let Some(report) = &view.report {
+        text.push_str("\n\n");
+        text.push_str(&history_block(tr, &view.zone, report, view.now));
+    }
     let mut keyboard = Vec::new();
     if role == Role::Operator {
+        keyboard.push(silence_row(tr, server));
+        if view.silence.is_some() {
+            keyboard.push(vec![Button::callback(
+                tr.t("silence_end_button"),
+                Press::EndSilence(server.key.clone()).encode(),
+            )]);
+        }
         let (label, target) = if view.monitoring {
             ("status_turn_off", false)
         } else {
@@ -127,6 +181,186 @@ pub fn status(tr: Tr, server: &Server, view: &StatusView, role: Role) -> Screen 
         back_to_menu(tr, server),
     ]);
     Screen { text, keyboard }
+}
+
+/// "🔕 Silence 1 h", "🔕 4 h", "🔕 24 h": the buttons that silence a server.
+pub fn silence_row(tr: Tr, server: &Server) -> Vec<Button> {
+    SILENCE_HOURS
+        .iter()
+        .enumerate()
+        .map(|(i, &hours)| {
+            let duration = tr.f("unit_h", &[("n", &hours.to_string())]);
+            let key = if i == 0 {
+                "silence_button"
+            } else {
+                "silence_more"
+            };
+            Button::callback(
+                tr.f(key, &[("duration", &duration)]),
+                Press::Silence(server.key.clone(), hours).encode(),
+            )
+        })
+        .collect()
+}
+
+/// The buttons of a DOWN alert for an operator: silence the server.
+pub fn alert_keyboard(tr: Tr, server: &Server) -> Keyboard {
+    vec![silence_row(tr, server)]
+}
+
+/// "🔕 Silenced until 15:00 CET by @ann" (`key` picks the wording).
+pub fn silenced_line(tr: Tr, zone: &Zone, key: &str, silence: &SilenceNote, now: u64) -> String {
+    tr.f(
+        key,
+        &[
+            ("until", &clock_time(zone, silence.until, now)),
+            ("by", &escape(&shorten(&short_name(&silence.by), 60))),
+        ],
+    )
+}
+
+/// "@ann" for "Ann Lee (@ann)", else the name as it is.
+fn short_name(name: &str) -> String {
+    match name.rfind("(@") {
+        Some(i) if name.ends_with(')') => name[i + 1..name.len() - 1].to_string(),
+        _ => name.to_string(),
+    }
+}
+
+/// "15:00 CET" on the day of `now`, else "2026-11-26 15:00 CET".
+fn clock_time(zone: &Zone, unix: u64, now: u64) -> String {
+    format!("{} {}", zone.when(unix, now), zone.at(unix).1)
+}
+
+/// "99.95 %" (in the language's way of writing it); "100 %" for all of it.
+pub fn percent(tr: Tr, p: Percent) -> String {
+    if p.0 >= 10_000 {
+        return tr.f("percent_whole", &[("whole", "100")]);
+    }
+    tr.f(
+        "percent",
+        &[
+            ("whole", &p.whole().to_string()),
+            ("hundredths", &format!("{:02}", p.hundredths())),
+        ],
+    )
+}
+
+/// One window of the availability line: "24 h 99.95 %", with how much of
+/// it was watched when not all of it was.
+fn window(tr: Tr, label: &str, tally: &Tally) -> String {
+    let label = tr.t(label);
+    match tally.availability() {
+        None => tr.f("availability_none", &[("window", label)]),
+        Some(p) if tally.watched() < 100 => tr.f(
+            "availability_partly",
+            &[
+                ("window", label),
+                ("percent", &percent(tr, p)),
+                ("watched", &tally.watched().to_string()),
+            ],
+        ),
+        Some(p) => tr.f(
+            "availability_window",
+            &[("window", label), ("percent", &percent(tr, p))],
+        ),
+    }
+}
+
+/// The cell of the strip for one hour.
+fn cell(class: Class) -> &'static str {
+    match class {
+        Class::Up => "🟩",
+        Class::Down => "🟥",
+        Class::Silenced => "🟦",
+        Class::Off | Class::Unknown => "⬜",
+    }
+}
+
+/// Availability over 24 h / 7 d / 30 d, the strip of the last 24 hours and
+/// the last outages (issue 15).
+fn history_block(tr: Tr, zone: &Zone, report: &Report, now: u64) -> String {
+    let windows: Vec<String> = ["window_day", "window_week", "window_month"]
+        .iter()
+        .zip(&report.windows)
+        .map(|(label, tally)| window(tr, label, tally))
+        .collect();
+    let mut text = if report.windows.iter().all(|t| t.counted() == 0) {
+        tr.t("availability_unknown").to_string()
+    } else {
+        tr.f("availability", &[("windows", &windows.join(" · "))])
+    };
+    text.push('\n');
+    text.extend(report.strip.iter().map(|c| cell(*c)));
+    text.push('\n');
+    text.push_str(tr.t("strip_legend"));
+    text.push_str("\n\n");
+    if report.outages.is_empty() {
+        text.push_str(tr.t("outages_none"));
+        return text;
+    }
+    text.push_str(tr.t("outages_title"));
+    for outage in &report.outages {
+        let end = outage.to.unwrap_or(now).max(outage.from);
+        let length = Duration::from_secs(end - outage.from);
+        let cause = match &outage.cause {
+            Some(c) if !c.is_empty() => escape(c),
+            _ => escape(tr.t("outage_no_cause")),
+        };
+        let key = if outage.to.is_some() {
+            "outage_line"
+        } else {
+            "outage_line_ongoing"
+        };
+        text.push('\n');
+        text.push_str(&tr.f(
+            key,
+            &[
+                ("time", &zone.date_time(outage.from)),
+                ("duration", &human_duration(tr, length)),
+                ("cause", &cause),
+            ],
+        ));
+        if outage.counted == 0 && !length.is_zero() {
+            text.push_str(tr.t("outage_not_counted"));
+        } else if outage.counted < length.as_secs() {
+            let counted = human_duration(tr, Duration::from_secs(outage.counted));
+            text.push_str(&tr.f("outage_partly", &[("duration", &counted)]));
+        }
+    }
+    text
+}
+
+/// The one message at the end of a silence, when the server's state differs
+/// from what the chats were last told: DOWN since when and why, or up.
+pub fn silence_over(
+    tr: Tr,
+    zone: &Zone,
+    server: &Server,
+    health: Health,
+    since: u64,
+    now: u64,
+    cause: Option<&str>,
+) -> String {
+    let name = escape(&shorten(&server.name, 100));
+    match health {
+        Health::Down => tr.f(
+            "silence_over_down",
+            &[
+                ("name", &name),
+                ("time", &zone.when(since, now)),
+                (
+                    "duration",
+                    &human_duration(tr, Duration::from_secs(now.saturating_sub(since))),
+                ),
+                ("reason", &escape(cause.unwrap_or(tr.t("outage_no_cause")))),
+            ],
+        ),
+        Health::Up => tr.f(
+            "silence_over_up",
+            &[("name", &name), ("time", &zone.when(since, now))],
+        ),
+    }
 }
 
 /// A conference in a list, and whether its participants could be read.
@@ -598,10 +832,26 @@ pub enum OverviewLine {
     },
 }
 
+/// What `/status` adds to a server's line from the bot's own memory (so
+/// also for a server that did not answer): its 7-day availability and its
+/// silence.
+#[derive(Debug, Clone, Default)]
+pub struct OverviewNote {
+    pub week: Option<Percent>,
+    pub silence: Option<SilenceNote>,
+}
+
 /// `/status`: one line per server; `None` for a server that did not answer in time.
-pub fn overview(tr: Tr, servers: &[Server], lines: &[Option<OverviewLine>]) -> String {
+pub fn overview(
+    tr: Tr,
+    servers: &[Server],
+    lines: &[Option<OverviewLine>],
+    notes: &[OverviewNote],
+    zone: &Zone,
+    now: u64,
+) -> String {
     let mut text = tr.t("overview_title").to_string();
-    for (server, line) in servers.iter().zip(lines) {
+    for (i, (server, line)) in servers.iter().zip(lines).enumerate() {
         let name = escape(&shorten(&server.name, 80));
         text.push_str("\n\n");
         let line = match line {
@@ -627,6 +877,16 @@ pub fn overview(tr: Tr, servers: &[Server], lines: &[Option<OverviewLine>]) -> S
             }
         };
         text.push_str(&line);
+        if let Some(note) = notes.get(i) {
+            if let Some(week) = note.week {
+                text.push_str(" · ");
+                text.push_str(&tr.f("overview_week", &[("percent", &percent(tr, week))]));
+            }
+            if let Some(silence) = &note.silence {
+                text.push('\n');
+                text.push_str(&silenced_line(tr, zone, "overview_silenced", silence, now));
+            }
+        }
         if units(&text) > 3900 {
             text.push_str("\n…");
             break;
@@ -711,6 +971,80 @@ pub fn human_duration(tr: Tr, d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A Status screen with everything issue 15 adds, in every shipped
+    /// language: every placeholder filled, within Telegram's limit.
+    #[test]
+    fn the_status_screen_with_silence_and_history_in_every_language() {
+        use crate::history::{History, Kind, Span};
+        let now = 1_795_614_300;
+        let server = Server {
+            name: "Main <1>".into(),
+            key: "0123abcd".into(),
+            host: "tc.example".into(),
+            api_version: "v3.2".into(),
+            client_id: "id".into(),
+            client_secret: crate::config::Secret::new("s"),
+            access_token: None,
+            trust: crate::http::Trust::BuiltIn,
+            monitor_at_start: true,
+            probe_interval: Duration::from_secs(10),
+            status_port: 4307,
+        };
+        let mut history = History {
+            known_from: Some(now - 3 * 86_400),
+            spans: vec![Span {
+                kind: Kind::Silenced,
+                from: now - 7200,
+                to: Some(now + 3600),
+                cause: None,
+            }],
+        };
+        for (i, cause) in ["refused", "HTTP 503", "a <b> & c"].iter().enumerate() {
+            let from = now - 20_000 + i as u64 * 3000;
+            history.begin(Kind::Down, from, Some(cause));
+            history.end(Kind::Down, from + 100 + i as u64 * 5000);
+        }
+        let view = StatusView {
+            live: Err("unreachable (refused)".into()),
+            monitoring: true,
+            interval: Duration::from_secs(10),
+            health: Some(Health::Down),
+            since: Some(now - 100),
+            now,
+            zone: Zone::utc(),
+            silence: Some(SilenceNote {
+                until: now + 3600,
+                by: "Ann Lee (@ann)".into(),
+            }),
+            report: Some(history.report(now, 3)),
+        };
+        let (locales, _) = crate::locale::Locales::load(None, "en").unwrap();
+        for lang in ["en", "ru", "de", "es"] {
+            let tr = locales.tr(lang);
+            let screen = status(tr, &server, &view, Role::Operator);
+            let text = &screen.text;
+            assert!(!text.contains('{') && units(text) < 4096, "{lang}:\n{text}");
+            assert!(
+                text.contains("14:45 UTC") && text.contains("@ann"),
+                "{lang}:\n{text}"
+            );
+            assert_eq!(screen.keyboard[0].len(), 3, "{lang}");
+            let over = silence_over(
+                tr,
+                &Zone::utc(),
+                &server,
+                Health::Down,
+                now - 100,
+                now,
+                None,
+            );
+            assert!(!over.contains('{'), "{lang}: {over}");
+            if std::env::var_os("SHOW_SCREENS").is_some() {
+                println!("--- {lang}\n{text}\n{:?}\n{over}\n", screen.keyboard);
+            }
+        }
+    }
 
     #[test]
     fn hms_pads() {

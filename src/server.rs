@@ -13,18 +13,20 @@ use std::time::{Duration, Instant};
 use crate::audit;
 use crate::callback::{List, Press, conference_key};
 use crate::chat::{self, Patience};
-use crate::clock::now_unix;
+use crate::clock::now_unix_ms;
 use crate::config::{Role, Server};
 use crate::fetch::FetchPool;
 use crate::forgotten;
+use crate::history::Kind;
 use crate::html::{escape, shorten};
 use crate::http::Client;
 use crate::locale::Tr;
 use crate::notify::NotifyCmd;
 use crate::overview::Overview;
 use crate::probe::ProbeCmd;
-use crate::screen::{self, Entry, OverviewLine, Screen, StatusView};
+use crate::screen::{self, Entry, OverviewLine, Screen, SilenceNote, StatusView};
 use crate::shared::Shared;
+use crate::silence;
 use crate::telegram::{Place, Telegram, User};
 use crate::trueconf::{self, Call, Problem, Stopped, TrueConf};
 
@@ -133,8 +135,14 @@ pub fn run(parts: ServerThread, jobs: Receiver<ServerJob>) {
     loop {
         if let (Some(due), Some(every)) = (next_scan, scan_every) {
             if Instant::now() >= due {
-                let fetchers = (&parts.fetch, &here.client);
-                forgotten::scan(&shared, server, fetchers, &parts.notify, &mut monos);
+                // A silenced server is not scanned: no pushes, and no
+                // automatic stop that nobody was told about.
+                if shared.store.server(&server.name).silenced(now_unix_ms()) {
+                    log::debug!("server '{}': silenced; scan skipped", server.name);
+                } else {
+                    let fetchers = (&parts.fetch, &here.client);
+                    forgotten::scan(&shared, server, fetchers, &parts.notify, &mut monos);
+                }
                 next_scan = Some(Instant::now() + every);
             }
         }
@@ -214,6 +222,26 @@ impl Here<'_> {
                 self.switch_monitoring(*on, user);
                 self.status(tr, role)
             }
+            // Checked by role again: the poller denies it to viewers already.
+            Press::Silence(_, hours) => {
+                if role == Role::Operator {
+                    let (_, told) =
+                        silence::set(self.shared(), server, user, *hours, now_unix_ms());
+                    if told {
+                        let _ = self.parts.notify.send(NotifyCmd::Wake);
+                    }
+                }
+                self.status(tr, role)
+            }
+            Press::EndSilence(_) => {
+                if role == Role::Operator {
+                    let ended = silence::end(self.shared(), server, user, now_unix_ms());
+                    if ended.told {
+                        let _ = self.parts.notify.send(NotifyCmd::Wake);
+                    }
+                }
+                self.status(tr, role)
+            }
             Press::Running(_, page) => match self.client.running_conferences() {
                 Ok(calls) => screen::running(tr, server, &calls, *page, role, None),
                 Err(p) => screen::problem(tr, server, &p, press.clone()),
@@ -237,13 +265,22 @@ impl Here<'_> {
     fn switch_monitoring(&self, on: bool, user: &User) {
         let (shared, server) = (self.shared(), self.server);
         let was = shared.store.monitoring(server);
+        let now = now_unix_ms() / 1000;
         shared.store.update_server(&server.name, |s| {
             s.monitoring = Some(on);
-            if !on {
+            if on {
+                s.history_end(Kind::Off, now);
+            } else {
                 // Unwatched, its health is unknown: no stale UP alert later.
                 s.health = None;
                 s.since = None;
                 s.last_alert = None;
+                s.announced = None;
+                // An outage ends here; the time until switched on does not count.
+                s.history_end(Kind::Down, now);
+                if s.history.known_from.is_some() {
+                    s.history_begin(Kind::Off, now, None);
+                }
             }
         });
         if was == on {
@@ -271,14 +308,18 @@ impl Here<'_> {
         let shared = self.shared();
         let live = trueconf::probe_status(&self.parts.status, self.server);
         let state = shared.store.server(&self.server.name);
+        let now_ms = now_unix_ms();
+        let now = now_ms / 1000;
         let view = StatusView {
             live,
             monitoring: shared.store.monitoring(self.server),
             interval: self.server.probe_interval,
             health: state.health,
             since: state.since,
-            now: now_unix(),
+            now,
             zone: shared.settings.timezone.clone(),
+            silence: SilenceNote::of(&state, now_ms),
+            report: (!state.history.is_empty()).then(|| state.history.report(now, 3)),
         };
         screen::status(tr, self.server, &view, role)
     }

@@ -3,19 +3,22 @@
 //! own, fsync, rename, fsync of the dir), and the lock that keeps a second
 //! bot off the same dir. A corrupt or missing file is reported and replaced,
 //! never fatal; an unwritable dir is reported and the bot keeps serving from
-//! memory. Never holds a secret.
+//! memory. Never holds a secret. The availability history (issue 15) goes to
+//! `history.json` beside it, written the same way but only when it changed,
+//! so that the file written at every change stays small.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::Server;
 use crate::error::Error;
+use crate::history::{History, Kind};
 use crate::telegram::Keyboard;
 
 /// Health of a server as the monitor last judged it.
@@ -43,6 +46,94 @@ pub struct ServerState {
     /// Forgotten conferences already pushed to operators: session id → unix milliseconds.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub forgotten_alerted: BTreeMap<String, u64>,
+    /// A maintenance silence: no alerts for this server until it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silence: Option<Silence>,
+    /// The health the chats were last told (by an alert or at the end of a
+    /// silence); `None`: nothing since the server was watched (taken as up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announced: Option<Health>,
+    /// Outages and the time that does not count (monitoring off, silences):
+    /// kept in `history.json`, shared with the copies a change compares
+    /// against until it is changed (`history_mut`).
+    #[serde(skip)]
+    pub history: Arc<History>,
+}
+
+impl ServerState {
+    /// Whether alerts about this server are held back at `now_ms` (unix
+    /// milliseconds): the one check every kind of alert makes.
+    pub fn silenced(&self, now_ms: u64) -> bool {
+        self.silence.as_ref().is_some_and(|s| s.until_ms > now_ms)
+    }
+
+    /// The history, to change it (copied first if a snapshot shares it).
+    pub fn history_mut(&mut self) -> &mut History {
+        Arc::make_mut(&mut self.history)
+    }
+
+    /// Starts a span of `kind` at `at` unless one is going on.
+    pub fn history_begin(&mut self, kind: Kind, at: u64, cause: Option<&str>) {
+        if !self.history.is_open(kind) {
+            self.history_mut().begin(kind, at, cause);
+        }
+    }
+
+    /// Ends the span of `kind` going on, if any, at `at`.
+    pub fn history_end(&mut self, kind: Kind, at: u64) {
+        if self.history.is_open(kind) {
+            self.history_mut().end(kind, at);
+        }
+    }
+
+    /// Starts knowing the health at `at`, if not yet.
+    pub fn history_know_from(&mut self, at: u64) {
+        if self.history.known_from.is_none() {
+            self.history_mut().know_from(at);
+        }
+    }
+
+    /// Brings the history in line with the judgement, which is written
+    /// first: after a crash between the two files, an outage whose UP was
+    /// saved ends when the server came up, and a silence saved without its
+    /// span gets it.
+    pub fn reconcile(&mut self) {
+        if self.health != Some(Health::Down) {
+            let open = self
+                .history
+                .spans
+                .iter()
+                .rev()
+                .find(|s| s.kind == Kind::Down && s.to.is_none());
+            if let Some(from) = open.map(|s| s.from) {
+                self.history_end(Kind::Down, self.since.unwrap_or(from));
+            }
+        }
+        if let Some(silence) = self.silence.clone() {
+            let known = self
+                .history
+                .spans
+                .iter()
+                .any(|s| s.kind == Kind::Silenced && s.from == silence.since);
+            if !known {
+                let until = silence.until_ms.div_ceil(1000);
+                self.history_mut()
+                    .plan(Kind::Silenced, silence.since, until);
+            }
+        }
+    }
+}
+
+/// A maintenance silence set by an operator.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Silence {
+    /// When it began (unix seconds; also where its span in the history begins).
+    pub since: u64,
+    /// When it ends (unix milliseconds).
+    pub until_ms: u64,
+    /// Who set it last: the Telegram user's id and name.
+    pub by_id: i64,
+    pub by: String,
 }
 
 /// A pushed message waiting for delivery.
@@ -96,17 +187,21 @@ pub struct Store {
     failing: AtomicBool,
 }
 
-/// The state and the number of the last change made to it.
+/// The state, the number of the last change made to it, and of the last
+/// change that changed a history.
 #[derive(Debug)]
 struct Numbered {
     data: StateData,
     change: u64,
+    history_change: u64,
 }
 
-/// The writing side: the newest change on disk, and the temp files made.
+/// The writing side: the newest change on disk (of state.json and of
+/// history.json), and the temp files made.
 #[derive(Debug, Default)]
 struct Writer {
     written: u64,
+    history_written: u64,
     temps: u64,
     /// Writes so far (for `writes`).
     writes: u64,
@@ -116,6 +211,9 @@ pub const FILE_NAME: &str = "state.json";
 /// The prefix of the temp files `state.json` is written through: the pid and
 /// a counter follow, so no two writers ever share one.
 const TEMP_PREFIX: &str = "state.json.tmp";
+/// The availability history of every server, beside `state.json`.
+pub const HISTORY_FILE: &str = "history.json";
+const HISTORY_TEMP_PREFIX: &str = "history.json.tmp";
 /// The lock file of the running instance, holding its pid.
 pub const LOCK_NAME: &str = ".lock";
 
@@ -152,10 +250,16 @@ impl Store {
                 StateData::default()
             }
         };
+        let mut data = data;
+        read_histories(dir, &mut data, &mut warnings);
         remove_temp_files(dir);
         let store = Store {
             path,
-            data: Mutex::new(Numbered { data, change: 0 }),
+            data: Mutex::new(Numbered {
+                data,
+                change: 0,
+                history_change: 0,
+            }),
             writer: Mutex::new(Writer::default()),
             failing: AtomicBool::new(false),
         };
@@ -179,6 +283,9 @@ impl Store {
                 return result;
             }
             guard.change += 1;
+            if !histories(&guard.data).eq(histories(&before)) {
+                guard.history_change = guard.change;
+            }
             (result, guard.change)
         };
         self.write_through(change);
@@ -214,9 +321,17 @@ impl Store {
         if writer.written >= change {
             return;
         }
-        let (text, newest) = {
+        let (text, newest, history) = {
             let guard = self.data.lock().unwrap_or_else(|p| p.into_inner());
-            (serde_json::to_vec_pretty(&guard.data), guard.change)
+            let history = (guard.history_change > writer.history_written).then(|| {
+                let text = history_text(&guard.data);
+                (text, guard.history_change)
+            });
+            (
+                serde_json::to_vec_pretty(&guard.data),
+                guard.change,
+                history,
+            )
         };
         writer.temps += 1;
         writer.writes += 1;
@@ -225,9 +340,26 @@ impl Store {
             std::process::id(),
             writer.temps
         ));
-        let result = text
+        let mut result = text
             .map_err(std::io::Error::other)
             .and_then(|text| write_durably(&self.path, &temp, &text));
+        // After state.json: a crash between the two leaves a judgement
+        // whose history `reconcile` completes.
+        if let Some((text, change)) = history {
+            writer.temps += 1;
+            let path = self.path.with_file_name(HISTORY_FILE);
+            let temp = self.path.with_file_name(format!(
+                "{HISTORY_TEMP_PREFIX}.{}.{}",
+                std::process::id(),
+                writer.temps
+            ));
+            let written = text
+                .map_err(std::io::Error::other)
+                .and_then(|text| write_durably(&path, &temp, &text))
+                .map_err(|e| std::io::Error::other(format!("{HISTORY_FILE}: {e}")));
+            result = result.and(written);
+            writer.history_written = change;
+        }
         // A failed write is not tried again for the same changes: the next
         // change tries again (and the error is logged once, not per change).
         writer.written = newest;
@@ -278,8 +410,62 @@ fn write_durably(path: &Path, temp: &Path, text: &[u8]) -> std::io::Result<()> {
     }
 }
 
+/// The histories that are not empty, by server name, in order (what
+/// `history.json` holds). Compared as `Arc`s: an unchanged one is the same
+/// allocation, so comparing costs nothing per span.
+fn histories(data: &StateData) -> impl Iterator<Item = (&str, &Arc<History>)> {
+    data.servers
+        .iter()
+        .filter(|(_, s)| !s.history.is_empty())
+        .map(|(name, s)| (name.as_str(), &s.history))
+}
+
+/// `history.json`'s text.
+fn history_text(data: &StateData) -> serde_json::Result<Vec<u8>> {
+    let plain: BTreeMap<&str, &History> = histories(data)
+        .map(|(name, history)| (name, &**history))
+        .collect();
+    serde_json::to_vec(&plain)
+}
+
+/// Reads `history.json` into the servers' entries, then brings each history
+/// in line with its judgement. A corrupt file is set aside and reported.
+fn read_histories(dir: &Path, data: &mut StateData, warnings: &mut Vec<String>) {
+    let path = dir.join(HISTORY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => match serde_json::from_str::<BTreeMap<String, History>>(&text) {
+            Ok(all) => {
+                for (name, history) in all {
+                    data.servers.entry(name).or_default().history = Arc::new(history);
+                }
+            }
+            Err(e) => {
+                let aside = dir.join(format!("{HISTORY_FILE}.corrupt"));
+                let kept = std::fs::rename(&path, &aside).is_ok();
+                warnings.push(format!(
+                    "history file {} is corrupt ({e}); availability starts afresh{}",
+                    path.display(),
+                    if kept {
+                        format!(", the old file is kept as {}", aside.display())
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => warnings.push(format!(
+            "history file {} cannot be read ({e}); availability starts afresh",
+            path.display()
+        )),
+    }
+    for state in data.servers.values_mut() {
+        state.reconcile();
+    }
+}
+
 /// Removes what writes cut short by a crash left: `state.json.tmp` (from older
-/// versions) and `state.json.tmp.PID.N`.
+/// versions), `state.json.tmp.PID.N` and `history.json.tmp.PID.N`.
 fn remove_temp_files(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -290,9 +476,10 @@ fn remove_temp_files(dir: &Path) {
             continue;
         };
         let is_temp = name == TEMP_PREFIX
-            || name
-                .strip_prefix(TEMP_PREFIX)
-                .is_some_and(|rest| rest.starts_with('.'));
+            || [TEMP_PREFIX, HISTORY_TEMP_PREFIX].iter().any(|prefix| {
+                name.strip_prefix(prefix)
+                    .is_some_and(|rest| rest.starts_with('.'))
+            });
         if is_temp && entry.file_type().is_ok_and(|t| t.is_file()) {
             match std::fs::remove_file(entry.path()) {
                 Ok(()) => log::debug!("removed {name}, left by a write cut short"),
@@ -368,6 +555,50 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn the_history_has_its_own_file_written_when_it_changes() {
+        let dir = temp_dir("history");
+        let (store, _) = Store::open(&dir);
+        store.update_server("Main", |s| {
+            s.history_know_from(100);
+            s.history_begin(Kind::Down, 150, Some("refused"));
+        });
+        let text = std::fs::read_to_string(dir.join(HISTORY_FILE)).unwrap();
+        assert!(text.contains("refused"), "{text}");
+        // A change elsewhere leaves history.json alone, and state.json has none of it.
+        std::fs::write(dir.join(HISTORY_FILE), "untouched").unwrap();
+        store.update(|d| d.last_update_id = Some(7));
+        let after = std::fs::read_to_string(dir.join(HISTORY_FILE)).unwrap();
+        assert_eq!(after, "untouched");
+        let state = std::fs::read_to_string(dir.join(FILE_NAME)).unwrap();
+        assert!(
+            !state.contains("refused") && !state.contains("known_from"),
+            "{state}"
+        );
+        // Both come back; the judgement (written first) wins over the history:
+        // the UP reached state.json, the crash came before history.json.
+        store.update_server("Main", |s| {
+            s.health = Some(Health::Up);
+            s.since = Some(200);
+        });
+        std::fs::write(dir.join(HISTORY_FILE), &text).unwrap();
+        let (again, warnings) = Store::open(&dir);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let history = again.server("Main").history;
+        assert_eq!(history.known_from, Some(100));
+        assert_eq!(
+            (history.spans[0].from, history.spans[0].to),
+            (150, Some(200))
+        );
+        // A corrupt history is set aside; the state stays.
+        std::fs::write(dir.join(HISTORY_FILE), "{\"Main\": [").unwrap();
+        let (fresh, warnings) = Store::open(&dir);
+        assert!(warnings[0].contains("history file"), "{warnings:?}");
+        assert!(fresh.server("Main").history.is_empty());
+        assert_eq!(fresh.read(|d| d.last_update_id), Some(7));
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

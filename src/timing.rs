@@ -34,6 +34,8 @@ pub struct Timing {
     /// Polls that come back empty are at least this far apart (against a
     /// Bot API server that does not hold the long poll).
     pub poll_floor: Duration,
+    /// What "1 h" of a maintenance silence lasts (the buttons offer 1, 4 and 24).
+    pub silence_hour: Duration,
 }
 
 impl Default for Timing {
@@ -52,6 +54,7 @@ impl Default for Timing {
             pace: Duration::from_secs(1),
             denial_every: Duration::from_secs(60),
             poll_floor: Duration::from_secs(1),
+            silence_hour: Duration::from_secs(3600),
         }
     }
 }
@@ -72,6 +75,7 @@ impl Timing {
         "pace_ms",
         "denial_every_ms",
         "poll_floor_ms",
+        "silence_hour_ms",
     ];
 
     /// The field a `[timing]` key names.
@@ -90,6 +94,7 @@ impl Timing {
             "pace_ms" => &mut self.pace,
             "denial_every_ms" => &mut self.denial_every,
             "poll_floor_ms" => &mut self.poll_floor,
+            "silence_hour_ms" => &mut self.silence_hour,
             _ => return None,
         })
     }

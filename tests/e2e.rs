@@ -20,3 +20,5 @@ mod delivery;
 mod first_run;
 // Issue 13: kill -9 during writes, one bot per state dir, audit rotation, a long soak.
 mod durability;
+// Issue 15: maintenance silence and the availability history.
+mod operations;

@@ -15,13 +15,13 @@ fn alerts(bot: &Bot, chat: i64) -> Vec<String> {
     alert_texts(bot, chat).iter().map(|t| kind(t)).collect()
 }
 
-/// The full texts of every alert a chat received (messages without buttons:
-/// screens always have some).
+/// The full texts of every alert a chat received (messages without buttons,
+/// as screens always have some, or DOWN alerts with their silence buttons).
 fn alert_texts(bot: &Bot, chat: i64) -> Vec<String> {
     bot.tg
         .messages(chat)
         .iter()
-        .filter(|m| m.buttons.is_empty())
+        .filter(|m| m.buttons.is_empty() || m.plain.starts_with("🔴 "))
         .flat_map(|m| {
             m.plain
                 .split("\n\n")
@@ -500,7 +500,17 @@ fn the_status_screen_shows_health_since_when_the_interval_and_monitoring() {
         status.plain
     );
     let labels: Vec<String> = status.all_buttons().into_iter().map(|b| b.0).collect();
-    assert_eq!(labels, ["🔕 Turn monitoring off", "🔄 Refresh", "‹ Back"]);
+    assert_eq!(
+        labels,
+        [
+            "🔕 Silence 1 h",
+            "🔕 4 h",
+            "🔕 24 h",
+            "🔕 Turn monitoring off",
+            "🔄 Refresh",
+            "‹ Back"
+        ]
+    );
 
     // Down: the screen says so, with the reason and since when.
     bot.srv(0).set_up(false);
