@@ -23,6 +23,8 @@ use crate::state::{Outgoing, StateData};
 use crate::telegram::{Keyboard, Place, Telegram};
 use crate::timing::Backoff;
 
+/// Pending messages for one chat from which different buttons merge too.
+const BACKLOG: usize = 4;
 /// Merged texts stay below Telegram's 4096 characters.
 const MERGE_BUDGET: usize = 4000;
 /// Undelivered messages kept per chat; older ones give way (a long outage
@@ -206,21 +208,31 @@ fn deliver(
 /// The first message, or as many plain texts as fit into one.
 fn merge(pending: &[&Outgoing]) -> (String, Option<Keyboard>, usize) {
     let first = pending[0];
-    if first.keyboard.is_some() {
-        return (first.text.clone(), first.keyboard.clone(), 1);
-    }
     let mut text = first.text.clone();
+    let mut keyboard = first.keyboard.clone();
     let mut count = 1;
     for p in &pending[1..] {
         let elsewhere = p.thread != first.thread;
-        if elsewhere || p.keyboard.is_some() || units(&text) + units(&p.text) + 2 > MERGE_BUDGET {
+        // One message carries one set of buttons: alerts of a flapping
+        // server (DOWN with its silence buttons, UP without) still merge,
+        // a push with other buttons waits for its own message — unless a
+        // backlog built up (a flood, Telegram was away): then the texts go
+        // together and the later buttons give way (every server's screens
+        // still have them), so the backlog drains instead of growing.
+        let backlog = pending.len() >= BACKLOG;
+        let other_buttons =
+            p.keyboard.is_some() && keyboard.is_some() && p.keyboard != keyboard && !backlog;
+        if elsewhere || other_buttons || units(&text) + units(&p.text) + 2 > MERGE_BUDGET {
             break;
         }
         text.push_str("\n\n");
         text.push_str(&p.text);
+        if keyboard.is_none() {
+            keyboard = p.keyboard.clone();
+        }
         count += 1;
     }
-    (text, None, count)
+    (text, keyboard, count)
 }
 
 #[cfg(test)]
@@ -239,12 +251,23 @@ mod tests {
     }
 
     #[test]
-    fn plain_texts_merge_until_a_keyboard_or_the_budget() {
+    fn texts_merge_with_at_most_one_set_of_buttons_within_the_budget() {
         let (a, b, c) = (p(1, "a", false), p(2, "b", false), p(3, "c", true));
         let (t, k, n) = merge(&[&a, &b, &c]);
-        assert_eq!((t.as_str(), k.is_none(), n), ("a\n\nb", true, 2));
-        let (_, k, n) = merge(&[&c, &a]);
-        assert_eq!((k.is_some(), n), (true, 1));
+        assert_eq!((t.as_str(), k.is_some(), n), ("a\n\nb\n\nc", true, 3));
+        let (t, k, n) = merge(&[&c, &a]);
+        assert_eq!((t.as_str(), k.is_some(), n), ("c\n\na", true, 2));
+        // Other buttons: not in the same message.
+        let mut d = p(6, "d", true);
+        d.keyboard = Some(vec![vec![Button::callback("other", "x")]]);
+        let (t, _, n) = merge(&[&c, &a, &d]);
+        assert_eq!((t.as_str(), n), ("c\n\na", 2));
+        let (_, _, n) = merge(&[&c, &c]);
+        assert_eq!(n, 2, "the same buttons merge");
+        // A backlog: everything merges; the first buttons stay.
+        let (t, k, n) = merge(&[&c, &d, &a, &b]);
+        assert_eq!((t.as_str(), n), ("c\n\nd\n\na\n\nb", 4));
+        assert_eq!(k, c.keyboard);
         let big = "x".repeat(3000);
         let (x, y) = (p(4, &big, false), p(5, &big, false));
         let (_, _, n) = merge(&[&x, &y]);
