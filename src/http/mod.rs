@@ -106,6 +106,13 @@ pub struct Limits {
     /// Larger answers fail: one server answering garbage must not take the
     /// memory of the whole bot.
     pub body: u64,
+    /// How long an idle connection is kept for reuse, and how many per host
+    /// (each holds about 50 KiB of buffers, more with TLS).
+    pub idle: Duration,
+    pub idle_per_host: usize,
+    /// Input and output buffer of a connection (the input one holds the
+    /// answer's head, so it bounds that too).
+    pub buffers: (usize, usize),
 }
 
 impl Limits {
@@ -115,6 +122,13 @@ impl Limits {
             connect: t.connect,
             whole: t.request,
             body: 8 * 1024 * 1024,
+            // Not kept: ureq drops an idle connection only when the agent is
+            // used again, so every server would hold its TLS connections
+            // (about 170 KB) from one scan to the next — 100 servers, 17 MB.
+            // A handshake per request costs a millisecond or two.
+            idle: Duration::ZERO,
+            idle_per_host: 0,
+            buffers: (32 * 1024, 16 * 1024),
         }
     }
 
@@ -124,6 +138,9 @@ impl Limits {
             connect: t.connect,
             whole: poll + t.poll_grace,
             body: 8 * 1024 * 1024,
+            idle: Duration::from_secs(50),
+            idle_per_host: 1,
+            buffers: (32 * 1024, 16 * 1024),
         }
     }
 
@@ -133,6 +150,9 @@ impl Limits {
             connect: t.connect,
             whole: t.send,
             body: 1024 * 1024,
+            idle: Duration::from_secs(50),
+            idle_per_host: 4,
+            buffers: (32 * 1024, 16 * 1024),
         }
     }
 
@@ -146,6 +166,12 @@ impl Limits {
             connect: whole.min(t.connect),
             whole,
             body: 64 * 1024,
+            // One kept connection with small buffers (a /vsstatus answer
+            // is a few hundred bytes): 100 servers hold under 1 MB, and a
+            // probe costs no new connection (a real /vsstatus closes it).
+            idle: Duration::from_secs(120),
+            idle_per_host: 1,
+            buffers: (8 * 1024, 2 * 1024),
         }
     }
 }
@@ -259,13 +285,14 @@ impl Client {
             .user_agent(USER_AGENT)
             .timeout_connect(Some(timeouts.connect))
             .timeout_global(Some(timeouts.whole))
-            .max_idle_connections_per_host(8)
+            .max_idle_connections_per_host(timeouts.idle_per_host)
+            .max_idle_connections(timeouts.idle_per_host * 16)
             // ureq's 128 KiB buffers per connection would be most of our
             // memory; answers are read in a loop anyway.
-            .input_buffer_size(32 * 1024)
-            .output_buffer_size(16 * 1024)
-            .max_response_header_size(16 * 1024)
-            .max_idle_age(Duration::from_secs(50));
+            .input_buffer_size(timeouts.buffers.0)
+            .output_buffer_size(timeouts.buffers.1)
+            .max_response_header_size(timeouts.buffers.0 / 2)
+            .max_idle_age(timeouts.idle);
         let agent = match trust {
             Trust::BuiltIn => Agent::with_parts(
                 builder.build(),
