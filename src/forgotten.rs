@@ -46,16 +46,20 @@ pub fn find(
             let session = call.session_id.clone();
             Box::new(move || {
                 let verdict = match client.participants(&session) {
-                    Ok(ps) => {
-                        let leaders = ps.iter().filter(|p| p.role == 2).count();
-                        let forgotten =
-                            ps.is_empty() || leaders == 0 || (ps.len() == 1 && leaders == 1);
-                        if forgotten {
-                            Verdict::Forgotten
-                        } else {
-                            Verdict::Alive
+                    Ok(presence) => match presence.present() {
+                        // The server does not know it: not running at all.
+                        None => Verdict::Gone,
+                        Some(ps) => {
+                            let leaders = ps.iter().filter(|p| p.is_leader()).count();
+                            let forgotten =
+                                ps.is_empty() || leaders == 0 || (ps.len() == 1 && leaders == 1);
+                            if forgotten {
+                                Verdict::Forgotten
+                            } else {
+                                Verdict::Alive
+                            }
                         }
-                    }
+                    },
                     Err(_) => Verdict::Unknown,
                 };
                 let mut all = verdicts.lock().unwrap_or_else(|p| p.into_inner());
@@ -70,7 +74,7 @@ pub fn find(
         .filter_map(|(call, v)| match v {
             Some(Verdict::Forgotten) => Some((call, false)),
             Some(Verdict::Unknown) | None => Some((call, true)),
-            Some(Verdict::Alive) => None,
+            Some(Verdict::Alive | Verdict::Gone) => None,
         })
         .collect()
 }
@@ -80,6 +84,7 @@ enum Verdict {
     Forgotten,
     Alive,
     Unknown,
+    Gone,
 }
 
 /// What one scheduled scan does, decided from the marks of earlier scans
@@ -216,7 +221,7 @@ fn auto_stop(shared: &Shared, server: &Server, client: &TrueConf, call: &Call) -
     let result = client.stop(&id);
     let outcome = match &result {
         Ok(Stopped::Stopped) => "stopped".to_string(),
-        Ok(Stopped::NotFound) => "already_ended".to_string(),
+        Ok(Stopped::AlreadyEnded) => "already_ended".to_string(),
         Err(p) => format!("failed: {p}"),
     };
     log::info!(

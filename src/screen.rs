@@ -748,11 +748,30 @@ pub fn online(tr: Tr, server: &Server, online: &Online) -> Screen {
 pub fn problem_text(tr: Tr, problem: &Problem) -> String {
     match problem {
         Problem::Unreachable(why) => tr.f("err_unreachable", &[("reason", &escape(why))]),
+        Problem::Dropped => tr.t("err_dropped").to_string(),
         Problem::Timeout => tr.t("err_timeout").to_string(),
         Problem::TlsUntrusted(why) => tr.f("err_tls", &[("reason", &escape(why))]),
-        Problem::CredentialsRejected => tr.t("err_credentials").to_string(),
+        Problem::CredentialsRejected(why) => {
+            let advice = if problem.grant_not_allowed() {
+                tr.t("err_credentials_grant")
+            } else {
+                tr.t("err_credentials")
+            };
+            match why {
+                Some(why) => format!(
+                    "{advice} {}",
+                    tr.f("err_server_said", &[("reason", &escape(why))])
+                ),
+                None => advice.to_string(),
+            }
+        }
+        Problem::NoCredentials => tr.t("err_no_credentials").to_string(),
         Problem::MissingPermission(what) => tr.f("err_permission", &[("what", &escape(what))]),
         Problem::Unexpected(status) => tr.f("err_unexpected", &[("status", &status.to_string())]),
+        Problem::Refused(status, why) => tr.f(
+            "err_refused",
+            &[("status", &status.to_string()), ("reason", &escape(why))],
+        ),
         Problem::BadAnswer => tr.t("err_bad_answer").to_string(),
     }
 }

@@ -426,7 +426,7 @@ impl Here<'_> {
                 tr.f("stop_done", &[("id", &shown_id)]),
                 "stopped".to_string(),
             ),
-            Ok(Stopped::NotFound) => (
+            Ok(Stopped::AlreadyEnded) => (
                 tr.f("stop_already", &[("id", &shown_id)]),
                 "already_ended".to_string(),
             ),

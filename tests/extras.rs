@@ -705,7 +705,8 @@ fn check_reports_rejected_credentials() {
     setup.fake().set_credentials_valid(false);
     setup.expect_failure(
         |s| s,
-        "✘ server 'Main': token: OAuth2 credentials rejected — check client_id and client_secret",
+        "✘ server 'Main': token: OAuth2 credentials rejected (the server says: invalid_client: \
+         The client credentials are invalid) — check client_id and client_secret",
     );
 }
 
