@@ -818,12 +818,10 @@ impl TrueConf {
     /// Any HTTP answer below 500 means the web layer answers; a 5xx, a TLS
     /// failure, a timeout or a refused connection means it does not.
     pub fn api_check(&self) -> Result<u16, Problem> {
-        let url = format!("{}{}/users", self.base, self.api);
-        let response = self.http.get(&url, &[], None)?;
-        if response.status >= 500 {
-            return Err(Problem::Unexpected(response.status));
-        }
-        Ok(response.status)
+        web_answer(
+            self.http
+                .get(&format!("{}{}/users", self.base, self.api), &[], None),
+        )
     }
 
     /// Whether the server also serves API v4 (R8): `GET /api/v4/server`
@@ -967,6 +965,22 @@ impl Inspected {
             && code.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_');
         plain.then(|| code.to_string())
     }
+}
+
+/// The web/API layer check (R9) over `http` (made with the server's TLS
+/// trust), for the prober: an unauthenticated `GET /api/{version}/users`.
+/// Any HTTP answer below 500 means the web layer answers.
+pub fn web_check(http: &Client, server: &Server) -> Result<u16, Problem> {
+    let url = format!("https://{}/api/{}/users", server.host, server.api_version);
+    web_answer(http.get(&url, &[], None))
+}
+
+fn web_answer(answer: Result<Response, NetError>) -> Result<u16, Problem> {
+    let response = answer?;
+    if response.status >= 500 {
+        return Err(Problem::Unexpected(response.status));
+    }
+    Ok(response.status)
 }
 
 /// What `/vsstatus` said: up (a 2xx in time) or why not, and the product
