@@ -613,26 +613,28 @@ fn describe_calls(client: &TrueConf, wait: Duration, out: &mut Vec<String>) -> S
     let base = ids(&[("page_size", "2")]);
     let zero = ids(&[("page_size", "2"), ("page_id", "0")]);
     let one = ids(&[("page_size", "2"), ("page_id", "1")]);
+    let two = ids(&[("page_size", "2"), ("page_id", "2")]);
     let compare = |other: &Result<Vec<String>, String>| match (&base, other) {
         (Ok(b), Ok(o)) if o.is_empty() => format!("empty (first page: {} rows)", b.len()),
         (Ok(b), Ok(o)) if b == o => "the same rows as the first page".to_string(),
         (Ok(_), Ok(_)) => "other rows than the first page".to_string(),
         (_, Err(e)) | (Err(e), _) => e.clone(),
     };
-    let verdict = match (&base, &zero, &one) {
-        (Ok(b), Ok(z), Ok(o)) if b.len() < 2 => {
-            let _ = (z, o);
-            "too few rows to tell".to_string()
+    let verdict = match (&base, &zero, &one, &two) {
+        (Ok(b), ..) if b.len() < 2 => "too few rows to tell",
+        (Ok(b), Ok(z), Ok(o), _) if b == z && b != o => "pages count from 0",
+        (Ok(b), Ok(z), Ok(o), _) if b == o && b != z => "pages count from 1",
+        (Ok(b), Ok(z), Ok(o), Ok(t)) if b == z && b == o && b != t => {
+            "pages count from 1 (page_id=0 is the first page too)"
         }
-        (Ok(b), Ok(z), Ok(o)) if b == z && b != o => "pages count from 0".to_string(),
-        (Ok(b), Ok(z), Ok(o)) if b == o && b != z => "pages count from 1".to_string(),
-        (Ok(b), Ok(z), Ok(o)) if b == z && b == o => "page_id seems ignored".to_string(),
-        _ => "unclear".to_string(),
+        (Ok(b), Ok(z), Ok(o), Ok(t)) if b == z && b == o && b == t => "page_id seems ignored",
+        _ => "unclear",
     };
     out.push(format!(
-        "/logs/calls paging (page_size=2): page_id=0 gives {}; page_id=1 gives {}; so {verdict}",
+        "/logs/calls paging (page_size=2): page_id=0 gives {}; page_id=1 gives {}; page_id=2 gives {}; so {verdict}",
         compare(&zero),
-        compare(&one)
+        compare(&one),
+        compare(&two)
     ));
     for size in ["200", "500"] {
         out.push(

@@ -149,7 +149,9 @@ fn real_main() -> Result<(), Error> {
             loaded.settings.telegram_host()
         );
     }
-    for warning in &loaded.warnings {
+    // The report is pasted into bug reports as it is: warnings about the
+    // settings (which name the file and servers) stay out of it.
+    for warning in loaded.warnings.iter().filter(|_| !args.report) {
         log::warn!("{}: {warning}", args.config.display());
     }
     let settings = loaded.settings;

@@ -1502,6 +1502,14 @@ fn tc_rows_without_class_and_page_size_caps() {
         (100, Some(1))
     );
     assert_eq!(api_get(&a, &fake, "/users?page_size=500", "k").status, 200);
+    // The web layer down: every API-port request gets the web server's page.
+    fake.set_web_down(Some(502));
+    let r = api_get(&a, &fake, "/users", "k");
+    assert_eq!(r.status, 502);
+    assert!(r.header("Content-Type").unwrap().starts_with("text/html"));
+    let status = format!("http://127.0.0.1:{}/vsstatus", fake.status_port());
+    assert_eq!(send(&a, "GET", &status, &[], None).unwrap().status, 200);
+    fake.set_web_down(None);
     // The last page's marker may be 0 on some servers.
     fake.set_users_end(0);
     let v = api_get(&a, &fake, "/users?page_id=2", "k").json();

@@ -289,6 +289,9 @@ struct State {
     recording_field: bool,
     /// The `Server` header of /vsstatus (None: no header).
     status_server: Option<String>,
+    /// The web layer (PHP) is down: every API-port request gets this status
+    /// with an HTML page, while /vsstatus still answers (R9).
+    web_down: Option<u16>,
     requests: Vec<Req>,
     stops: Vec<String>,
     probes: usize,
@@ -372,6 +375,7 @@ impl FakeTrueConf {
                 recording: HashMap::new(),
                 recording_field: true,
                 status_server: Some(PRODUCT.to_string()),
+                web_down: None,
                 requests: Vec::new(),
                 stops: Vec::new(),
                 probes: 0,
@@ -651,6 +655,13 @@ impl FakeTrueConf {
     /// false: conference objects have no `stream_recording_state` at all.
     pub fn set_recording_field(&self, on: bool) {
         lock(&self.shared.state).recording_field = on;
+    }
+
+    /// The web interface and API answer `status` (e.g. 502 from the web
+    /// server while PHP is down) to every request, token endpoint included;
+    /// None: they work again. /vsstatus is not affected.
+    pub fn set_web_down(&self, status: Option<u16>) {
+        lock(&self.shared.state).web_down = status;
     }
 
     /// The `Server` header of /vsstatus; None sends none (the body still
@@ -1202,6 +1213,9 @@ fn split_api<'p>(st: &State, raw_path: &'p str) -> Option<(Api, &'p str, String)
 }
 
 fn route(st: &mut State, req: &Req, both_tokens: bool) -> Answer {
+    if let Some(status) = st.web_down {
+        return Answer::from_reply(&ApiReply::html(status));
+    }
     if req.raw_path.contains('#') {
         return not_found();
     }
