@@ -313,6 +313,11 @@ fn step_web(shared: &Shared, server: &Server, judge: &mut Judge, web: &Result<()
         if !state.monitoring.unwrap_or(server.monitor_at_start) {
             return None;
         }
+        // Never judged and answering: nothing to remember (and no write of
+        // state.json for it).
+        if state.web_health.is_none() && web.is_ok() {
+            return None;
+        }
         let mut judged = ServerState {
             health: state.web_health,
             since: state.web_since,
