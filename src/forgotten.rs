@@ -78,12 +78,15 @@ pub fn judge(present: &[Participant]) -> Option<Rule> {
 /// the rule it matched, or unknown when its participants could not be read.
 /// A session the server no longer knows is left out (R4). Forgotten ones
 /// with a conference id are asked whether they are being recorded (at most
-/// `RECORDING_READS` of them). The requests run on the shared fetchers.
+/// `RECORDING_READS` of them), except the sessions in `known` (a scan knows
+/// the ones it pushed already: it needs no recording for them). The
+/// requests run on the shared fetchers.
 pub fn find(
     pool: &FetchPool,
     client: &Arc<TrueConf>,
     calls: Vec<Call>,
     threshold: Duration,
+    known: &BTreeMap<String, u64>,
 ) -> Vec<Found> {
     let old: Vec<Call> = calls
         .into_iter()
@@ -98,7 +101,10 @@ pub fn find(
             let (client, verdicts) = (client.clone(), verdicts.clone());
             let reads = recording_reads.clone();
             let session = call.session_id.clone();
-            let conference = call.conference_id.clone();
+            let conference = call
+                .conference_id
+                .clone()
+                .filter(|_| !known.contains_key(&call.session_id));
             Box::new(move || {
                 let verdict = match client.participants(&session) {
                     Ok(presence) => match presence.present() {
@@ -235,10 +241,10 @@ pub fn scan(
             return;
         }
     };
-    let found = find(pool, client, calls, settings.forgotten.after);
+    let alerted = shared.store.server(&server.name).forgotten_alerted;
+    let found = find(pool, client, calls, settings.forgotten.after, &alerted);
     let now = Now::read();
     let grace = settings.forgotten.auto_stop_after;
-    let alerted = shared.store.server(&server.name).forgotten_alerted;
     let rules = &settings.forgotten.auto_stop_rules;
     let mut plan = Plan::decide(&alerted, monos, &found, now, grace, rules);
     for &i in &plan.due {

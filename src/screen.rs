@@ -922,14 +922,6 @@ pub struct OverviewNote {
 }
 
 /// `/status`: one line per server; `None` for a server that did not answer in time.
-/// An overview line with the server's version after it.
-fn with_version(line: String, version: Option<&str>) -> String {
-    match version {
-        Some(v) => format!("{line} · {}", escape(v)),
-        None => line,
-    }
-}
-
 pub fn overview(
     tr: Tr,
     servers: &[Server],
@@ -942,6 +934,7 @@ pub fn overview(
     for (i, (server, line)) in servers.iter().zip(lines).enumerate() {
         let name = escape(&shorten(&server.name, 80));
         text.push_str("\n\n");
+        let mut version = None;
         let line = match line {
             None => tr.f("overview_slow", &[("name", &name)]),
             Some(OverviewLine::Down(why)) => tr.f(
@@ -951,8 +944,9 @@ pub fn overview(
             Some(OverviewLine::Up {
                 running,
                 online,
-                version,
+                version: named,
             }) => {
+                version = named.as_deref();
                 let running = match running {
                     Ok(n) => n.to_string(),
                     Err(_) => "?".into(),
@@ -962,23 +956,28 @@ pub fn overview(
                     Ok((n, false)) => format!("≥{n}"),
                     Err(_) => "?".into(),
                 };
-                let line = tr.f(
+                tr.f(
                     "overview_up",
                     &[("name", &name), ("running", &running), ("online", &online)],
-                );
-                with_version(line, version.as_deref())
+                )
             }
-            Some(OverviewLine::MonitoringOnly { version }) => with_version(
-                tr.f("overview_monitoring_only", &[("name", &name)]),
-                version.as_deref(),
-            ),
+            Some(OverviewLine::MonitoringOnly { version: named }) => {
+                version = named.as_deref();
+                tr.f("overview_monitoring_only", &[("name", &name)])
+            }
         };
         text.push_str(&line);
-        if let Some(note) = notes.get(i) {
-            if let Some(week) = note.week {
-                text.push_str(" · ");
-                text.push_str(&tr.f("overview_week", &[("percent", &percent(tr, week))]));
-            }
+        let note = notes.get(i);
+        if let Some(week) = note.and_then(|n| n.week) {
+            text.push_str(" · ");
+            text.push_str(&tr.f("overview_week", &[("percent", &percent(tr, week))]));
+        }
+        // The version the server names (item 9), last on its line.
+        if let Some(version) = version {
+            text.push_str(" · ");
+            text.push_str(&escape(version));
+        }
+        if let Some(note) = note {
             if let Some(silence) = &note.silence {
                 text.push('\n');
                 text.push_str(&silenced_line(tr, zone, "overview_silenced", silence, now));

@@ -356,7 +356,9 @@ impl Here<'_> {
         let threshold = self.threshold(minutes);
         match self.client.running_conferences() {
             Ok(calls) => {
-                let found = forgotten::find(&self.parts.fetch, &self.client, calls, threshold);
+                let none = Default::default();
+                let found =
+                    forgotten::find(&self.parts.fetch, &self.client, calls, threshold, &none);
                 let entries: Vec<Entry> = found.iter().map(forgotten::Found::entry).collect();
                 let list = screen::ForgottenList {
                     entries: &entries,
