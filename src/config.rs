@@ -63,6 +63,13 @@ pub struct Server {
 }
 
 impl Server {
+    /// Neither OAuth2 credentials nor a fixed token: only `/vsstatus` (and the
+    /// web/API check) can be asked; every API screen says what to fill in.
+    pub fn monitoring_only(&self) -> bool {
+        self.access_token.is_none()
+            && (self.client_id.is_empty() || self.client_secret.expose().is_empty())
+    }
+
     /// The host without a port, and the HTTPS port (443 when none is given).
     pub fn host_and_port(&self) -> (&str, u16) {
         let host = self.host.as_str();
@@ -111,6 +118,46 @@ pub struct Forgotten {
     pub after: Duration,
     pub scan_every: Option<Duration>,
     pub auto_stop_after: Option<Duration>,
+    /// The kinds of forgotten conference that automatic stop may end
+    /// (`auto_stop_rules`); the others are only shown and pushed.
+    pub auto_stop_rules: Vec<ForgottenRule>,
+}
+
+/// Why a running conference looks forgotten (SPEC §7.6), as named in
+/// `[forgotten] auto_stop_rules`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ForgottenRule {
+    /// Nobody is left in it.
+    Empty,
+    /// One participant is left, and that one is a leader (role 2).
+    OwnerAlone,
+    /// People are in it, none of them a leader: possibly a meeting going on
+    /// after its owner left, so never stopped automatically by default.
+    NoLeader,
+}
+
+impl ForgottenRule {
+    pub const ALL: [ForgottenRule; 3] = [
+        ForgottenRule::Empty,
+        ForgottenRule::OwnerAlone,
+        ForgottenRule::NoLeader,
+    ];
+    /// What automatic stop covers unless the settings say otherwise.
+    pub const DEFAULT_AUTO_STOP: [ForgottenRule; 2] =
+        [ForgottenRule::Empty, ForgottenRule::OwnerAlone];
+
+    /// The rule's name in the settings file.
+    pub fn name(self) -> &'static str {
+        match self {
+            ForgottenRule::Empty => "empty",
+            ForgottenRule::OwnerAlone => "owner_alone",
+            ForgottenRule::NoLeader => "no_leader",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ForgottenRule> {
+        ForgottenRule::ALL.into_iter().find(|r| r.name() == name)
+    }
 }
 
 /// `[monitoring]`.
@@ -118,6 +165,8 @@ pub struct Forgotten {
 pub struct Monitoring {
     pub failures_before_down: u32,
     pub remind_every: Option<Duration>,
+    /// How often the web interface/API is asked without a token (R9); `None` = off.
+    pub api_check_every: Option<Duration>,
 }
 
 /// The validated settings. `Debug` shows no secret.
@@ -356,8 +405,13 @@ pub const FORGOTTEN_KEYS: &[&str] = &[
     "after_minutes",
     "scan_every_minutes",
     "auto_stop_after_minutes",
+    "auto_stop_rules",
 ];
-pub const MONITORING_KEYS: &[&str] = &["failures_before_down", "remind_every_minutes"];
+pub const MONITORING_KEYS: &[&str] = &[
+    "failures_before_down",
+    "remind_every_minutes",
+    "api_check_every_seconds",
+];
 /// Secrets that may be all digits, so that a missing pair of quotes makes
 /// them a number, which must not be shown. (A bot token never is a bare
 /// number: it has a ':'.)
@@ -599,6 +653,7 @@ impl Reader {
             after: Duration::from_secs(3600),
             scan_every: None,
             auto_stop_after: None,
+            auto_stop_rules: ForgottenRule::DEFAULT_AUTO_STOP.to_vec(),
         };
         let Some(table) = self.table(t, "forgotten", "forgotten") else {
             return f;
@@ -634,13 +689,70 @@ impl Reader {
             }
         }
         f.auto_stop_after = f.auto_stop_after.filter(|d| !d.is_zero());
+        if let Some(rules) = self.rules(table) {
+            f.auto_stop_rules = rules;
+        }
         f
+    }
+
+    /// `[forgotten] auto_stop_rules`: a list of rule names, each known.
+    fn rules(&mut self, table: &toml::Table) -> Option<Vec<ForgottenRule>> {
+        let key = "forgotten.auto_stop_rules";
+        let known = ForgottenRule::ALL
+            .iter()
+            .map(|r| format!("\"{}\"", r.name()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let items = match table.get("auto_stop_rules")? {
+            Value::Array(items) => items,
+            other => {
+                self.problem(
+                    key,
+                    format!(
+                        "{}, e.g. auto_stop_rules = [\"empty\", \"owner_alone\"]",
+                        wrong_type(&format!("a list out of {known}"), other)
+                    ),
+                );
+                return None;
+            }
+        };
+        let mut rules = Vec::new();
+        let mut bad = false;
+        for item in items {
+            match item {
+                Value::String(name) => match ForgottenRule::from_name(name.trim()) {
+                    Some(rule) if !rules.contains(&rule) => rules.push(rule),
+                    Some(_) => {}
+                    None => {
+                        // The name is the admin's own typo, not a secret.
+                        let shown = crate::html::shorten(name, 40);
+                        self.problem(
+                            key,
+                            format!("unknown rule {shown:?}; the rules are {known}"),
+                        );
+                        bad = true;
+                    }
+                },
+                other => {
+                    self.problem(
+                        key,
+                        format!(
+                            "must list rule names in quotes ({known}), found {}",
+                            describe(other)
+                        ),
+                    );
+                    bad = true;
+                }
+            }
+        }
+        (!bad).then_some(rules)
     }
 
     fn monitoring(&mut self, t: &toml::Table) -> Monitoring {
         let mut m = Monitoring {
             failures_before_down: 2,
             remind_every: None,
+            api_check_every: Some(Duration::from_secs(60)),
         };
         let Some(table) = self.table(t, "monitoring", "monitoring") else {
             return m;
@@ -661,6 +773,19 @@ impl Reader {
                 true,
             )
             .filter(|d| !d.is_zero());
+        let key = "monitoring.api_check_every_seconds";
+        if let Some(secs) = self.number(table, "api_check_every_seconds", key) {
+            if secs == 0.0 {
+                m.api_check_every = None;
+            } else if (0.01..=86_400.0).contains(&secs) {
+                m.api_check_every = Some(Duration::from_secs_f64(secs));
+            } else {
+                self.problem(
+                    key,
+                    "must be 0 (off), or at least 0.01 and at most 86400 seconds",
+                );
+            }
+        }
         m
     }
 
@@ -736,10 +861,13 @@ impl Reader {
             .filter(|t| !t.is_empty());
         let has_creds = !client_id.trim().is_empty() && !client_secret.trim().is_empty();
         if access_token.is_none() && !has_creds {
-            self.problem(
-                prefix,
-                "needs client_id and client_secret (an OAuth2 application of the server) or an access_token",
-            );
+            // The vendor's own example ships with empty credentials, and every
+            // file the original accepted must load: such a server is watched
+            // through /vsstatus only.
+            self.warnings.push(format!(
+                "{prefix}: no client_id and client_secret (an OAuth2 application of the server) and no access_token: \
+                 this server is monitored only (Status works; conferences and users need them)"
+            ));
         }
         let trust = match s.get("ssl_certificate") {
             None | Some(Value::Boolean(true)) => Trust::BuiltIn,
@@ -785,8 +913,13 @@ impl Reader {
             .string(s, "api_version", &key("api_version"), false)
             .map(|v| v.trim().trim_matches('/').to_string())
             .unwrap_or_else(|| "v3.3".into());
-        if !api_version.starts_with('v') || api_version.contains('/') {
-            self.problem(&key("api_version"), "must look like v3.3");
+        if !is_v3(&api_version) {
+            let why = if api_version.starts_with("v4") || api_version.starts_with("V4") {
+                "v4 is not supported: this bot speaks API v3.x (e.g. v3.3), which TrueConf Server 5.5 still serves"
+            } else {
+                "must be v3.N, e.g. v3.3 (this bot speaks API v3.x)"
+            };
+            self.problem(&key("api_version"), why);
         }
         let (mut monitor_at_start, mut probe_interval) = (false, Duration::from_secs(15));
         if let Some(st) = self.table(s, "server_status", &key("server_status")) {
@@ -975,6 +1108,13 @@ fn clean_host(ip: &str) -> String {
 
 /// The token of settings.example.toml: a placeholder that cannot work.
 pub const EXAMPLE_TOKEN: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
+
+/// `v3.N` (N a number): the API versions this bot speaks.
+fn is_v3(version: &str) -> bool {
+    version
+        .strip_prefix("v3.")
+        .is_some_and(|n| !n.is_empty() && n.len() <= 4 && n.bytes().all(|b| b.is_ascii_digit()))
+}
 
 fn looks_like_bot_token(token: &str) -> bool {
     match token.split_once(':') {

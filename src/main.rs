@@ -12,6 +12,9 @@ trueconf-bot — a Telegram bot to watch and manage TrueConf Server
 Usage:
   trueconf-bot [--config PATH]          run the bot
   trueconf-bot check [--config PATH]    test the settings, Telegram and every server, then exit
+  trueconf-bot check --report [--config PATH]
+                                        describe every server's answers for a bug report
+                                        (statuses, field names and types; no values)
   trueconf-bot --help | --version
 
 Options:
@@ -25,6 +28,7 @@ Exit codes: 0 normal end, 1 fatal error, 2 configuration error.";
 
 struct Args {
     check: bool,
+    report: bool,
     config: PathBuf,
 }
 
@@ -36,6 +40,7 @@ enum Parsed {
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Parsed, Error> {
     let mut parsed = Args {
         check: false,
+        report: false,
         config: PathBuf::from("settings.toml"),
     };
     let mut args = args.peekable();
@@ -49,6 +54,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Parsed, Error> {
                 )));
             }
             "check" if !parsed.check => parsed.check = true,
+            "--report" => parsed.report = true,
             "-c" | "--config" => match args.next() {
                 Some(path) if !path.is_empty() => parsed.config = PathBuf::from(path),
                 _ => return Err(Error::Usage(format!("{arg} needs a file path"))),
@@ -58,6 +64,11 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Parsed, Error> {
                 _ => return Err(Error::Usage(format!("unknown argument '{other}'"))),
             },
         }
+    }
+    if parsed.report && !parsed.check {
+        return Err(Error::Usage(
+            "--report goes with check: trueconf-bot check --report".into(),
+        ));
     }
     Ok(Parsed::Run(parsed))
 }
@@ -138,7 +149,9 @@ fn real_main() -> Result<(), Error> {
             loaded.settings.telegram_host()
         );
     }
-    for warning in &loaded.warnings {
+    // The report is pasted into bug reports as it is: warnings about the
+    // settings (which name the file and servers) stay out of it.
+    for warning in loaded.warnings.iter().filter(|_| !args.report) {
         log::warn!("{}: {warning}", args.config.display());
     }
     let settings = loaded.settings;
@@ -151,6 +164,9 @@ fn real_main() -> Result<(), Error> {
         })?;
     for warning in &warnings {
         log::warn!("{warning}");
+    }
+    if args.report {
+        return trueconf_bot::check::report(&settings);
     }
     if args.check {
         return trueconf_bot::check::run(&settings);
@@ -182,5 +198,7 @@ mod tests {
         );
         assert!(matches!(parse(&["--config"]), Err(Error::Usage(_))));
         assert!(matches!(parse(&["--frobnicate"]), Err(Error::Usage(_))));
+        assert!(matches!(parse(&["check", "--report"]), Ok(Parsed::Run(a)) if a.check && a.report));
+        assert!(matches!(parse(&["--report"]), Err(Error::Usage(_))));
     }
 }

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::clock::{Now, Zone, now_unix_ms};
 use crate::config::Server;
@@ -22,7 +22,7 @@ use crate::screen;
 use crate::shared::Shared;
 use crate::silence;
 use crate::state::{Health, ServerState};
-use crate::trueconf::probe_status;
+use crate::trueconf::{self, probe_status};
 
 /// A command for a prober.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,9 +151,15 @@ pub fn run(
         Ok(ProbeCmd::Quit) | Err(RecvTimeoutError::Disconnected) => return,
         Ok(ProbeCmd::Wake) | Err(RecvTimeoutError::Timeout) => {}
     }
+    // The web interface/API check (R9): HTTPS with the server's TLS trust.
+    let web_every = settings.monitoring.api_check_every;
+    let web_client = Client::new(&server.trust, limits);
+    let mut web_judge = Judge::default();
+    let mut next_web = Instant::now();
     loop {
         if !shared.store.monitoring(server) {
             judge = Judge::default();
+            web_judge = Judge::default();
             unwatched(&shared, server);
             match commands.recv() {
                 Ok(ProbeCmd::Wake) => continue,
@@ -225,6 +231,18 @@ pub fn run(
         if told {
             let _ = notifier.send(NotifyCmd::Wake);
         }
+        // Only while /vsstatus answers: when the core is down, DOWN says it all.
+        if let (Some(every), Ok(())) = (web_every, &result) {
+            if Instant::now() >= next_web {
+                next_web = Instant::now() + every;
+                let web = trueconf::web_check(&web_client, server)
+                    .map(|_| ())
+                    .map_err(|p| p.to_string());
+                if step_web(&shared, server, &mut web_judge, &web) {
+                    let _ = notifier.send(NotifyCmd::Wake);
+                }
+            }
+        }
         match commands.recv_timeout(next_wait(&shared, server)) {
             Ok(ProbeCmd::Wake) | Err(RecvTimeoutError::Timeout) => {}
             Ok(ProbeCmd::Quit) | Err(RecvTimeoutError::Disconnected) => return,
@@ -283,6 +301,79 @@ pub fn track(state: &mut ServerState, alert: Option<&Alert>, now: u64) {
             state.history_begin(Kind::Down, since, cause);
         }
         _ => {}
+    }
+}
+
+/// Judges one web/API check result like a probe (the same debounce and
+/// persistence, no reminders) and queues its alert; true when one went out.
+fn step_web(shared: &Shared, server: &Server, judge: &mut Judge, web: &Result<(), String>) -> bool {
+    let settings = &shared.settings;
+    let alert = shared.store.update(|d| {
+        let state = d.servers.entry(server.name.clone()).or_default();
+        if !state.monitoring.unwrap_or(server.monitor_at_start) {
+            return None;
+        }
+        // Never judged and answering: nothing to remember (and no write of
+        // state.json for it).
+        if state.web_health.is_none() && web.is_ok() {
+            return None;
+        }
+        let mut judged = ServerState {
+            health: state.web_health,
+            since: state.web_since,
+            last_alert: state.web_last_alert,
+            ..ServerState::default()
+        };
+        let alert = judge.step(
+            &mut judged,
+            web,
+            Now::read(),
+            settings.monitoring.failures_before_down,
+            None,
+        );
+        state.web_health = judged.health;
+        state.web_since = judged.since;
+        state.web_last_alert = judged.last_alert;
+        let alert = alert?;
+        // A maintenance silence holds this alert back too.
+        if state.silenced(now_unix_ms()) {
+            return None;
+        }
+        let down = !matches!(alert, Alert::Up { .. });
+        silence::alert_everyone(shared, server, d, down, |tr| {
+            web_alert_text(tr, &settings.timezone, server, &alert)
+        });
+        Some(alert)
+    });
+    match &alert {
+        Some(Alert::Down { reason, .. }) => log::info!(
+            "server '{}': the web interface/API does not answer: {reason}",
+            server.name
+        ),
+        Some(_) => log::info!(
+            "server '{}': the web interface/API answers again",
+            server.name
+        ),
+        None => {}
+    }
+    alert.is_some()
+}
+
+/// The web/API alert in one language (R9).
+pub fn web_alert_text(tr: Tr, zone: &Zone, server: &Server, alert: &Alert) -> String {
+    let secs = Duration::from_secs;
+    match alert {
+        Alert::Down { reason, since } => {
+            screen::alert_web_down(tr, server, &zone.when(*since, *since), reason)
+        }
+        Alert::Up { down_for, at }
+        | Alert::Reminder {
+            down_for,
+            since: at,
+        } => {
+            let time = zone.when(*at, *at);
+            screen::alert_duration(tr, "alert_web_up", server, &time, secs(*down_for))
+        }
     }
 }
 

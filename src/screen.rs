@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use crate::callback::{List, Press, SILENCE_HOURS, conference_key};
 use crate::clock::{Zone, parse_rfc3339};
-use crate::config::{Role, Server};
+use crate::config::{ForgottenRule, Role, Server};
 use crate::history::{Class, Percent, Report, Tally, WINDOWS};
 use crate::html::{encode_segment, escape, shorten, units};
 use crate::locale::Tr;
 use crate::state::{Health, ServerState};
 use crate::telegram::{Button, Keyboard};
-use crate::trueconf::{Call, Online, Problem};
+use crate::trueconf::{Call, Online, Problem, Recording};
 
 /// Text budget of one list page; below 4096 to leave room for a notice.
 const PAGE_BUDGET: usize = 3600;
@@ -89,6 +89,11 @@ pub struct StatusView {
     /// Availability, the 24-hour strip and the last outages at `now`;
     /// `None` for a server never watched.
     pub report: Option<Report>,
+    /// The product and version `/vsstatus` named (item 9).
+    pub version: Option<String>,
+    /// The web interface/API check made for this screen (R9); `None` when
+    /// `api_check_every_seconds` is 0.
+    pub web: Option<Result<(), String>>,
 }
 
 /// A silence as shown: until when (unix seconds) and by whom (their name).
@@ -132,6 +137,21 @@ pub fn status(tr: Tr, server: &Server, view: &StatusView, role: Role) -> Screen 
         Err(why) => text.push_str(&tr.f("status_down", &[("reason", &escape(why))])),
     }
     text.push('\n');
+    match &view.web {
+        Some(Ok(())) => {
+            text.push_str(tr.t("status_web_up"));
+            text.push('\n');
+        }
+        Some(Err(why)) => {
+            text.push_str(&tr.f("status_web_down", &[("reason", &escape(why))]));
+            text.push('\n');
+        }
+        None => {}
+    }
+    if let Some(version) = &view.version {
+        text.push_str(&tr.f("status_version", &[("version", &escape(version))]));
+        text.push('\n');
+    }
     if view.monitoring {
         let interval = human_duration(tr, view.interval);
         text.push_str(&tr.f("status_monitoring_on", &[("interval", &interval)]));
@@ -369,6 +389,42 @@ pub struct Entry<'c> {
     pub call: &'c Call,
     /// For forgotten lists: the participants could not be read.
     pub unknown: bool,
+    /// For forgotten lists: the rule it matched.
+    pub rule: Option<Rule>,
+    /// Being recorded right now (shown when known).
+    pub recording: Option<Recording>,
+}
+
+impl<'c> Entry<'c> {
+    /// A running conference as the running list shows it.
+    pub fn plain(call: &'c Call) -> Entry<'c> {
+        Entry {
+            call,
+            unknown: false,
+            rule: None,
+            recording: None,
+        }
+    }
+}
+
+/// The forgotten rule a conference matched (SPEC §7.6), and how many people
+/// are in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    pub kind: ForgottenRule,
+    pub participants: usize,
+}
+
+/// "nobody left", "only the owner left", "no moderator among 3 participants".
+pub fn rule_label(tr: Tr, rule: Rule) -> String {
+    match (rule.kind, rule.participants) {
+        (ForgottenRule::Empty, _) => tr.t("forgotten_rule_empty").to_string(),
+        (ForgottenRule::OwnerAlone, _) => tr.t("forgotten_rule_owner_alone").to_string(),
+        (ForgottenRule::NoLeader, 1) => tr.t("forgotten_rule_no_leader_one").to_string(),
+        (ForgottenRule::NoLeader, n) => {
+            tr.f("forgotten_rule_no_leader", &[("count", &n.to_string())])
+        }
+    }
 }
 
 /// A page of running conferences (SPEC §7.4).
@@ -380,13 +436,7 @@ pub fn running(
     role: Role,
     notice: Option<&str>,
 ) -> Screen {
-    let entries: Vec<Entry> = calls
-        .iter()
-        .map(|call| Entry {
-            call,
-            unknown: false,
-        })
-        .collect();
+    let entries: Vec<Entry> = calls.iter().map(Entry::plain).collect();
     let page = ListPage {
         entries: &entries,
         kind: ListKind::Running,
@@ -611,21 +661,26 @@ fn entry(tr: Tr, server: &Server, n: usize, e: &Entry) -> String {
         s.push('\n');
         s.push_str(tr.t("entry_participants_unknown"));
     }
+    if let Some(rule) = e.rule {
+        s.push('\n');
+        s.push_str(&escape(&rule_label(tr, rule)));
+    }
+    if let Some(recording) = e.recording {
+        s.push_str(if e.rule.is_some() { " · " } else { "\n" });
+        s.push_str(tr.t(match recording {
+            Recording::Recording => "entry_recording",
+            Recording::Paused => "entry_recording_paused",
+        }));
+    }
     s
 }
 
 /// A conference the scheduled scan found forgotten (SPEC §8.1), pushed to
 /// operators with a one-tap stop (confirmation as usual).
-pub fn scan_alert(tr: Tr, server: &Server, call: &Call, auto_stop_in: Option<Duration>) -> Screen {
-    let entry = entry(
-        tr,
-        server,
-        1,
-        &Entry {
-            call,
-            unknown: false,
-        },
-    );
+/// `auto_stop_in` only when a rule of `auto_stop_rules` covers it.
+pub fn scan_alert(tr: Tr, server: &Server, e: &Entry, auto_stop_in: Option<Duration>) -> Screen {
+    let call = e.call;
+    let entry = entry(tr, server, 1, e);
     let entry = entry.strip_prefix("<b>1.</b> ").unwrap_or(&entry);
     let mut text = tr.f(
         "scan_alert",
@@ -748,11 +803,30 @@ pub fn online(tr: Tr, server: &Server, online: &Online) -> Screen {
 pub fn problem_text(tr: Tr, problem: &Problem) -> String {
     match problem {
         Problem::Unreachable(why) => tr.f("err_unreachable", &[("reason", &escape(why))]),
+        Problem::Dropped => tr.t("err_dropped").to_string(),
         Problem::Timeout => tr.t("err_timeout").to_string(),
         Problem::TlsUntrusted(why) => tr.f("err_tls", &[("reason", &escape(why))]),
-        Problem::CredentialsRejected => tr.t("err_credentials").to_string(),
+        Problem::CredentialsRejected(why) => {
+            let advice = if problem.grant_not_allowed() {
+                tr.t("err_credentials_grant")
+            } else {
+                tr.t("err_credentials")
+            };
+            match why {
+                Some(why) => format!(
+                    "{advice} {}",
+                    tr.f("err_server_said", &[("reason", &escape(why))])
+                ),
+                None => advice.to_string(),
+            }
+        }
+        Problem::NoCredentials => tr.t("err_no_credentials").to_string(),
         Problem::MissingPermission(what) => tr.f("err_permission", &[("what", &escape(what))]),
         Problem::Unexpected(status) => tr.f("err_unexpected", &[("status", &status.to_string())]),
+        Problem::Refused(status, why) => tr.f(
+            "err_refused",
+            &[("status", &status.to_string()), ("reason", &escape(why))],
+        ),
         Problem::BadAnswer => tr.t("err_bad_answer").to_string(),
     }
 }
@@ -829,6 +903,12 @@ pub enum OverviewLine {
     Up {
         running: Result<usize, Problem>,
         online: Result<(u64, bool), Problem>,
+        /// The product and version `/vsstatus` named.
+        version: Option<String>,
+    },
+    /// Up, and without credentials: nothing more to ask.
+    MonitoringOnly {
+        version: Option<String>,
     },
 }
 
@@ -854,13 +934,19 @@ pub fn overview(
     for (i, (server, line)) in servers.iter().zip(lines).enumerate() {
         let name = escape(&shorten(&server.name, 80));
         text.push_str("\n\n");
+        let mut version = None;
         let line = match line {
             None => tr.f("overview_slow", &[("name", &name)]),
             Some(OverviewLine::Down(why)) => tr.f(
                 "overview_down",
                 &[("name", &name), ("reason", &escape(why))],
             ),
-            Some(OverviewLine::Up { running, online }) => {
+            Some(OverviewLine::Up {
+                running,
+                online,
+                version: named,
+            }) => {
+                version = named.as_deref();
                 let running = match running {
                     Ok(n) => n.to_string(),
                     Err(_) => "?".into(),
@@ -875,13 +961,23 @@ pub fn overview(
                     &[("name", &name), ("running", &running), ("online", &online)],
                 )
             }
+            Some(OverviewLine::MonitoringOnly { version: named }) => {
+                version = named.as_deref();
+                tr.f("overview_monitoring_only", &[("name", &name)])
+            }
         };
         text.push_str(&line);
-        if let Some(note) = notes.get(i) {
-            if let Some(week) = note.week {
-                text.push_str(" · ");
-                text.push_str(&tr.f("overview_week", &[("percent", &percent(tr, week))]));
-            }
+        let note = notes.get(i);
+        if let Some(week) = note.and_then(|n| n.week) {
+            text.push_str(" · ");
+            text.push_str(&tr.f("overview_week", &[("percent", &percent(tr, week))]));
+        }
+        // The version the server names (item 9), last on its line.
+        if let Some(version) = version {
+            text.push_str(" · ");
+            text.push_str(&escape(version));
+        }
+        if let Some(note) = note {
             if let Some(silence) = &note.silence {
                 text.push('\n');
                 text.push_str(&silenced_line(tr, zone, "overview_silenced", silence, now));
@@ -900,6 +996,15 @@ pub fn alert_down(tr: Tr, server: &Server, time: &str, reason: &str) -> String {
     let name = escape(&shorten(&server.name, 100));
     tr.f(
         "alert_down",
+        &[("name", &name), ("time", time), ("reason", &escape(reason))],
+    )
+}
+
+/// The web interface/API of a server does not answer while /vsstatus does (R9).
+pub fn alert_web_down(tr: Tr, server: &Server, time: &str, reason: &str) -> String {
+    let name = escape(&shorten(&server.name, 100));
+    tr.f(
+        "alert_web_down",
         &[("name", &name), ("time", time), ("reason", &escape(reason))],
     )
 }
@@ -1006,6 +1111,8 @@ mod tests {
             history.end(Kind::Down, from + 100 + i as u64 * 5000);
         }
         let view = StatusView {
+            version: None,
+            web: None,
             live: Err("unreachable (refused)".into()),
             monitoring: true,
             interval: Duration::from_secs(10),

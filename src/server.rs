@@ -275,6 +275,9 @@ impl Here<'_> {
                 s.health = None;
                 s.since = None;
                 s.last_alert = None;
+                s.web_health = None;
+                s.web_since = None;
+                s.web_last_alert = None;
                 s.announced = None;
                 // An outage ends here; the time until switched on does not count.
                 s.history_end(Kind::Down, now);
@@ -306,12 +309,21 @@ impl Here<'_> {
 
     fn status(&self, tr: Tr, role: Role) -> Screen {
         let shared = self.shared();
-        let live = trueconf::probe_status(&self.parts.status, self.server);
+        let answer = trueconf::vsstatus(&self.parts.status, self.server);
+        // The web interface/API is asked too (R9): /vsstatus does not tell.
+        let web = shared.settings.monitoring.api_check_every.map(|_| {
+            self.client
+                .api_check()
+                .map(|_| ())
+                .map_err(|p| p.to_string())
+        });
         let state = shared.store.server(&self.server.name);
         let now_ms = now_unix_ms();
         let now = now_ms / 1000;
         let view = StatusView {
-            live,
+            live: answer.up,
+            version: answer.version,
+            web,
             monitoring: shared.store.monitoring(self.server),
             interval: self.server.probe_interval,
             health: state.health,
@@ -344,14 +356,10 @@ impl Here<'_> {
         let threshold = self.threshold(minutes);
         match self.client.running_conferences() {
             Ok(calls) => {
-                let found = forgotten::find(&self.parts.fetch, &self.client, calls, threshold);
-                let entries: Vec<Entry> = found
-                    .iter()
-                    .map(|(call, unknown)| Entry {
-                        call,
-                        unknown: *unknown,
-                    })
-                    .collect();
+                let none = Default::default();
+                let found =
+                    forgotten::find(&self.parts.fetch, &self.client, calls, threshold, &none);
+                let entries: Vec<Entry> = found.iter().map(forgotten::Found::entry).collect();
                 let list = screen::ForgottenList {
                     entries: &entries,
                     minutes,
@@ -426,7 +434,8 @@ impl Here<'_> {
                 tr.f("stop_done", &[("id", &shown_id)]),
                 "stopped".to_string(),
             ),
-            Ok(Stopped::NotFound) => (
+            // It ended by itself before our stop: no failure (R1).
+            Ok(Stopped::AlreadyEnded) => (
                 tr.f("stop_already", &[("id", &shown_id)]),
                 "already_ended".to_string(),
             ),
@@ -452,11 +461,20 @@ impl Here<'_> {
 
     /// This server's line of `/status`.
     fn overview_line(&self) -> OverviewLine {
-        if let Err(why) = trueconf::probe_status(&self.parts.status, self.server) {
+        let answer = trueconf::vsstatus(&self.parts.status, self.server);
+        if let Err(why) = answer.up {
             return OverviewLine::Down(why);
+        }
+        let version = answer.version;
+        if self.server.monitoring_only() {
+            return OverviewLine::MonitoringOnly { version };
         }
         let running = self.client.running_conferences().map(|c| c.len());
         let online = self.client.online_users().map(|o| (o.online, o.complete));
-        OverviewLine::Up { running, online }
+        OverviewLine::Up {
+            running,
+            online,
+            version,
+        }
     }
 }

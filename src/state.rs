@@ -43,6 +43,14 @@ pub struct ServerState {
     /// When the last DOWN alert or reminder went out (unix seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_alert: Option<u64>,
+    /// The same three for the web interface/API check (R9): judged only
+    /// while /vsstatus answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_health: Option<Health>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_since: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_last_alert: Option<u64>,
     /// Forgotten conferences already pushed to operators: session id → unix milliseconds.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub forgotten_alerted: BTreeMap<String, u64>,

@@ -22,3 +22,5 @@ mod first_run;
 mod durability;
 // Issue 15: maintenance silence and the availability history.
 mod operations;
+// Issue 11: real TrueConf servers as the evidence shows them.
+mod real_servers;

@@ -11,7 +11,7 @@ use crate::harness::*;
 use crate::support::TempDir;
 use crate::support::fake_telegram::{FakeTelegram, TOKEN};
 use crate::support::fake_trueconf::{
-    CLIENT_SECRET, Conf, FakeTrueConf, Participant, session_id_for,
+    CLIENT_SECRET, Conf, FakeTrueConf, PRODUCT, Participant, session_id_for,
 };
 use crate::support::wait_until;
 
@@ -513,7 +513,7 @@ fn status_overview_lists_every_server_in_one_message() {
         assert_eq!(lines.len(), 4, "{}", overview.plain);
         assert_eq!(
             lines[1],
-            format!("✅ Main: 2 conference(s) running, {online} user(s) online")
+            format!("✅ Main: 2 conference(s) running, {online} user(s) online · {PRODUCT}")
         );
         assert!(
             lines[2].starts_with("❌ Branch: down (unreachable ("),
@@ -522,7 +522,7 @@ fn status_overview_lists_every_server_in_one_message() {
         );
         assert_eq!(
             lines[3],
-            "✅ Lab: 0 conference(s) running, 0 user(s) online"
+            format!("✅ Lab: 0 conference(s) running, 0 user(s) online · {PRODUCT}")
         );
         assert_eq!(bot.tg.messages(chat).len(), 1);
     }
@@ -544,7 +544,7 @@ fn status_overview_answers_in_time_without_a_hanging_server() {
     assert_eq!(
         lines[1..],
         [
-            "✅ Main: 1 conference(s) running, 0 user(s) online",
+            format!("✅ Main: 1 conference(s) running, 0 user(s) online · {PRODUCT}").as_str(),
             "⏳ Slow: no answer in time"
         ]
     );
@@ -705,7 +705,8 @@ fn check_reports_rejected_credentials() {
     setup.fake().set_credentials_valid(false);
     setup.expect_failure(
         |s| s,
-        "✘ server 'Main': token: OAuth2 credentials rejected — check client_id and client_secret",
+        "✘ server 'Main': token: OAuth2 credentials rejected (the server says: invalid_client: \
+         The client credentials are invalid) — check client_id and client_secret",
     );
 }
 

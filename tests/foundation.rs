@@ -324,13 +324,13 @@ fn settings_problems_exit_2_naming_file_key_and_reason() {
     );
 
     let typed = dir.join("typed.toml");
-    std::fs::write(&typed, "tg-api-token = 5\ntg-users-id = []\n[servers.a]\nip = \"h\"\nssl_certificate = \"nope.pem\"\n").unwrap();
+    std::fs::write(&typed, "tg-api-token = 5\ntg-users-id = []\n[servers.a]\nip = \"h\"\napi_version = \"v4\"\nssl_certificate = \"nope.pem\"\n").unwrap();
     let (code, _, err) = run_bin(&["--config", typed.to_str().unwrap()], &[]);
     assert_eq!(code, Some(2));
     for expected in [
         "  - tg-api-token: must be a string in quotes, found the number 5",
         "  - tg-users-id: is empty; list at least one Telegram user id",
-        "  - servers.a: needs client_id and client_secret",
+        "  - servers.a.api_version: v4 is not supported: this bot speaks API v3.x",
         "  - servers.a.ssl_certificate: certificate file",
     ] {
         assert!(err.contains(expected), "missing {expected:?} in:\n{err}");

@@ -492,10 +492,13 @@ fn the_status_screen_shows_health_since_when_the_interval_and_monitoring() {
     let lines: Vec<&str> = status.plain.lines().collect();
     assert_eq!(lines[0], "🖥 Main", "{}", status.plain);
     assert_eq!(lines[1], "✅ The server is up.");
-    assert_eq!(lines[2], "🔔 Monitoring is on: checked every 50 ms.");
+    // Issue 11: the web interface/API and the version the server names.
+    assert_eq!(lines[2], "✅ The web interface/API answers.");
+    assert_eq!(lines[3], "ℹ️ TrueConf Server 5.5.2.10");
+    assert_eq!(lines[4], "🔔 Monitoring is on: checked every 50 ms.");
     let up_since = format!("Up since {} (", utc_minute(since));
     assert!(
-        lines[3].starts_with(&up_since) && lines[3].ends_with(" s)."),
+        lines[5].starts_with(&up_since) && lines[5].ends_with(" s)."),
         "{}",
         status.plain
     );
@@ -531,9 +534,11 @@ fn the_status_screen_shows_health_since_when_the_interval_and_monitoring() {
         "{}",
         down.plain
     );
-    assert_eq!(lines[2], "🔔 Monitoring is on: checked every 50 ms.");
+    // The web interface answers while the core does not; no version then.
+    assert_eq!(lines[2], "✅ The web interface/API answers.");
+    assert_eq!(lines[3], "🔔 Monitoring is on: checked every 50 ms.");
     assert!(
-        lines[3].starts_with(&format!("Down since {} (", utc_minute(since))),
+        lines[4].starts_with(&format!("Down since {} (", utc_minute(since))),
         "{}",
         down.plain
     );
@@ -549,6 +554,8 @@ fn the_status_screen_shows_health_since_when_the_interval_and_monitoring() {
         lines[1..],
         [
             "✅ The server is up.",
+            "✅ The web interface/API answers.",
+            "ℹ️ TrueConf Server 5.5.2.10",
             "🔕 Monitoring is off: no alerts for this server."
         ]
     );

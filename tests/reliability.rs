@@ -40,7 +40,8 @@ const OPERATORS_ONLY: &str = "Only operators may do this.";
 const OUTDATED: &str = "This button is outdated. Send /start.";
 const SERVER_GONE: &str = "This server is no longer configured. Send /start.";
 const NO_LONGER_RUNNING: &str = "ℹ️ That conference is no longer running.";
-const ERR_CREDENTIALS: &str = "The server rejected the bot's credentials. Check client_id and client_secret (or access_token) in the settings.";
+const ERR_CREDENTIALS: &str = "The server rejected the bot's credentials. Check client_id and client_secret (or access_token) in the settings. \
+     The server said: “invalid_client: The client credentials are invalid”.";
 const ERR_BAD_ANSWER: &str = "The server's answer could not be understood.";
 const ERR_TIMEOUT: &str = "The server did not answer in time. It may be overloaded; try again.";
 /// A fixed access token (the server's secret key) used where a test needs one.

@@ -10,7 +10,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use support::fake_telegram::{self as tg, FakeTelegram, Reply};
 use support::fake_trueconf::{
-    self as tc, ApiReply, Conf, FakeTrueConf, Participant, Tls, User, php_date, session_id_for,
+    self as tc, ApiReply, Conf, FakeTrueConf, PageCap, Participant, Tls, TokenRefusal, User,
+    php_date, session_id_for,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -942,13 +943,19 @@ fn tc_https_with_private_ca_full_api() {
     };
     let r = stop("c3");
     assert_eq!((r.status, r.json()), (200, json!({ "state": "stopped" })));
+    // A conference that exists but no longer runs is no 404 (R1).
     let r = stop("c3");
+    assert_eq!(
+        (r.status, reason(&r).as_str()),
+        (400, "conferenceIsNotRunning")
+    );
+    // 404 conferenceNotFound means: no such id.
+    let r = stop("a%40b");
     assert_eq!(r.status, 404);
     assert_eq!(
         r.json(),
-        json!({"error":{"code":404,"message":"Not Found","errors":[{"reason":"conferenceNotFound","message":"Conference 'c3' is not found.","locationType":"path","location":"conference_id"}]}})
+        json!({"error":{"code":404,"message":"Not Found","errors":[{"reason":"conferenceNotFound","message":"Conference 'a@b' is not found.","locationType":"path","location":"conference_id"}]}})
     );
-    assert_eq!(stop("a%40b").status, 404);
     assert_eq!(fake.stop_requests(), ["c3", "c3", "a@b"]);
     assert!(
         !fake
@@ -1225,6 +1232,7 @@ fn tc_status_port_up_down_and_status() {
     assert_eq!(r.status, 200);
     assert!(r.body.contains("Status:OK"), "{}", r.body);
     assert_eq!(r.header("Server"), Some(tc::PRODUCT));
+    assert_eq!(tc::PRODUCT, "TrueConf Server 5.5.2.10");
     assert!(r.header("Content-Type").unwrap().starts_with("text/html"));
     assert_eq!(fake.probe_count(), 1);
 
@@ -1277,4 +1285,350 @@ fn tc_status_port_up_down_and_status() {
     assert!(t0.elapsed() < Duration::from_secs(5));
     assert!(held.join().unwrap().is_empty());
     assert_eq!(fake.held_probes(), 0);
+}
+
+// ---------------------------------------------------------------------------
+// Fake TrueConf: what real servers do (reference/trueconf-api-evidence.md)
+
+/// Sends raw bytes and reads until the server closes (at most 5 s).
+fn raw_exchange(addr: &str, request: &str) -> String {
+    use std::io::Read;
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn tc_get(a: &ureq::Agent, fake: &FakeTrueConf, path: &str) -> Resp {
+    send(a, "GET", &format!("{}{path}", fake.base_url()), &[], None).unwrap()
+}
+
+#[test]
+fn tc_vsstatus_answers_like_the_real_handler() {
+    let fake = FakeTrueConf::start(Tls::Plain);
+    let addr = format!("127.0.0.1:{}", fake.status_port());
+    let out = raw_exchange(&addr, "GET /vsstatus HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 Ok\r\n"), "{head}");
+    assert!(
+        head.contains("\r\nServer: TrueConf Server 5.5.2.10"),
+        "{head}"
+    );
+    assert!(head.contains("\r\nConnection: close"), "{head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("content-length"),
+        "{head}"
+    );
+    assert_eq!(body, "TrueConf Server 5.5.2.10<br/>Status:OK <br/>");
+    // A client reads the close-delimited body whole.
+    let r = send(
+        &agent(),
+        "GET",
+        &format!("http://{addr}/vsstatus"),
+        &[],
+        None,
+    )
+    .unwrap();
+    assert_eq!((r.status, r.body.as_str()), (200, body));
+    fake.set_status_server_header(None);
+    let out = raw_exchange(&addr, "GET /vsstatus HTTP/1.1\r\n\r\n");
+    assert!(!out.contains("Server:"), "{out}");
+    assert!(
+        out.ends_with("TrueConf Server 5.5.2.10<br/>Status:OK <br/>"),
+        "{out}"
+    );
+}
+
+#[test]
+fn tc_several_api_prefixes_v4_and_its_401() {
+    let fake = FakeTrueConf::start(Tls::Plain);
+    let a = agent();
+    let tok = token(&a, &fake);
+    let get = |path: &str| tc_get(&a, &fake, path);
+    // v3.3 and v3.11 at once; other prefixes are not served.
+    assert_eq!(
+        get(&format!("/api/v3.3/users?access_token={tok}")).status,
+        200
+    );
+    assert_eq!(
+        get(&format!("/api/v3.11/users?access_token={tok}")).status,
+        200
+    );
+    let r = get(&format!("/api/v3.1/users?access_token={tok}"));
+    assert_eq!((r.status, reason(&r).as_str()), (404, "notFound"));
+    // v4: /server without a token; an invalid token is a 401, not a 403.
+    let r = get("/api/v4/server");
+    assert_eq!(
+        (r.status, r.json()),
+        (200, json!({"product": {"display_name": "tc.local"}}))
+    );
+    let r = get("/api/v4/conferences?access_token=0000");
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["error"]["code"], 401);
+    fake.expire_tokens();
+    assert_eq!(
+        get(&format!("/api/v4/conferences?access_token={tok}")).status,
+        401
+    );
+    assert_eq!(
+        reason(&get(&format!("/api/v3.3/users?access_token={tok}"))),
+        "accessTokenInvalid"
+    );
+    // An older server: no v4; one version only.
+    fake.set_v4(false);
+    assert_eq!(get("/api/v4/server").status, 404);
+    fake.set_api_version("v3.1");
+    let tok = token(&a, &fake);
+    assert_eq!(
+        get(&format!("/api/v3.1/users?access_token={tok}")).status,
+        200
+    );
+    assert_eq!(
+        get(&format!("/api/v3.3/users?access_token={tok}")).status,
+        404
+    );
+    fake.add_api_version("v3.3");
+    assert_eq!(
+        get(&format!("/api/v3.3/users?access_token={tok}")).status,
+        200
+    );
+}
+
+#[test]
+fn tc_participants_without_role_who_left_and_ghost_sessions() {
+    let fake = FakeTrueConf::start(Tls::Plain);
+    let a = agent();
+    fake.set_static_token("k");
+    fake.set_conferences(vec![
+        Conf::running("room", 4000),
+        Conf::running("crashed", 90_000),
+    ]);
+    let sid = session_id_for("room");
+    fake.set_participants(
+        &sid,
+        vec![
+            Participant::new("alice", 2).left(60),
+            Participant::without_role("sip-gateway"),
+            Participant::new("bob", 1),
+        ],
+    );
+    let enc = |s: &str| s.replace('@', "%40").replace('#', "%23");
+    let r = api_get(
+        &a,
+        &fake,
+        &format!("/conference-sessions/{}/participants", enc(&sid)),
+        "k",
+    );
+    let v = r.json();
+    assert_eq!(v["count"], 3);
+    let items = v["participants"].as_array().unwrap();
+    assert_eq!(items[0]["role"], 2);
+    assert!(items[0]["leave_time"]["date"].is_string());
+    assert!(items[1].get("role").is_none(), "{}", items[1]);
+    assert!(items[2].get("leave_time").is_none());
+    // A ghost: the log shows it running, the server does not know it.
+    let ghost = session_id_for("crashed");
+    fake.make_ghost(&ghost);
+    let rows = api_get(&a, &fake, "/logs/calls", "k").json();
+    assert!(
+        rows["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["end_time"].is_null())
+    );
+    let r = api_get(
+        &a,
+        &fake,
+        &format!("/conference-sessions/{}/participants", enc(&ghost)),
+        "k",
+    );
+    assert_eq!(
+        (r.status, reason(&r).as_str()),
+        (404, "conferenceSessionNotFound")
+    );
+    // Stopping its conference: it exists, it does not run; no 404.
+    let url = format!(
+        "{}/api/v3.3/conferences/crashed/stop?access_token=k",
+        fake.base_url()
+    );
+    let r = send(&a, "POST", &url, &[], None).unwrap();
+    assert_eq!(
+        (r.status, reason(&r).as_str()),
+        (400, "conferenceIsNotRunning")
+    );
+    // Another answer for stopped conferences can be chosen.
+    fake.set_stop_of_stopped(ApiReply::json(200, json!({"state": "stopped"})));
+    assert_eq!(send(&a, "POST", &url, &[], None).unwrap().status, 200);
+    assert!(fake.conferences().iter().all(|c| c.running));
+}
+
+#[test]
+fn tc_rows_without_class_and_page_size_caps() {
+    let fake = FakeTrueConf::start(Tls::Plain);
+    let a = agent();
+    fake.set_static_token("k");
+    let confs: Vec<Conf> = (0..120)
+        .map(|i| Conf::running(&format!("r{i}"), 4000))
+        .collect();
+    fake.set_conferences(confs);
+    fake.set_rows_without_class(true);
+    let v = api_get(&a, &fake, "/logs/calls?page_size=5", "k").json();
+    let row = &v["list"][0];
+    assert!(row.get("class").is_none(), "{row}");
+    assert_eq!(row["type"], 5);
+    fake.set_rows_without_class(false);
+    // A silent cap: 50 rows whatever is asked, cnt tells the truth.
+    fake.set_calls_cap(PageCap::Clip(50));
+    let v = api_get(&a, &fake, "/logs/calls?page_size=200", "k").json();
+    assert_eq!(
+        (v["list"].as_array().unwrap().len(), v["cnt"].as_i64()),
+        (50, Some(120))
+    );
+    // A refusing cap on /users, and the server's own page size without one.
+    fake.generate_users(250, 10);
+    fake.set_users_cap(PageCap::Reject(500));
+    let r = api_get(&a, &fake, "/users?page_size=1000", "k");
+    assert_eq!((r.status, reason(&r).as_str()), (400, "invalidParameter"));
+    assert_eq!(r.json()["error"]["errors"][0]["location"], "page_size");
+    let v = api_get(&a, &fake, "/users", "k").json();
+    assert_eq!(
+        (
+            v["users"].as_array().unwrap().len(),
+            v["next_page_id"].as_i64()
+        ),
+        (100, Some(1))
+    );
+    assert_eq!(api_get(&a, &fake, "/users?page_size=500", "k").status, 200);
+    // The web layer down: every API-port request gets the web server's page.
+    fake.set_web_down(Some(502));
+    let r = api_get(&a, &fake, "/users", "k");
+    assert_eq!(r.status, 502);
+    assert!(r.header("Content-Type").unwrap().starts_with("text/html"));
+    let status = format!("http://127.0.0.1:{}/vsstatus", fake.status_port());
+    assert_eq!(send(&a, "GET", &status, &[], None).unwrap().status, 200);
+    fake.set_web_down(None);
+    // The last page's marker may be 0 on some servers.
+    fake.set_users_end(0);
+    let v = api_get(&a, &fake, "/users?page_id=2", "k").json();
+    assert_eq!(
+        (
+            v["users"].as_array().unwrap().len(),
+            v["next_page_id"].as_i64()
+        ),
+        (50, Some(0))
+    );
+}
+
+#[test]
+fn tc_token_refusals_in_each_shape() {
+    let fake = FakeTrueConf::start(Tls::Plain);
+    let a = agent();
+    let url = format!("{}/oauth2/v1/token", fake.base_url());
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let bad = format!(
+        "grant_type=client_credentials&client_id={}&client_secret=x",
+        tc::CLIENT_ID
+    );
+    let post = || send(&a, "POST", &url, &form, Some(&bad)).unwrap();
+    let r = post();
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (400, Some("invalid_client"))
+    );
+    fake.set_token_refusal(TokenRefusal::Reason(401));
+    let r = post();
+    assert_eq!(
+        (r.status, r.json()["reason"].as_str()),
+        (401, Some("InvalidCredentials"))
+    );
+    fake.set_token_refusal(TokenRefusal::Nested(403));
+    let r = post();
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["error"]["message"], "Invalid client credentials");
+    assert_eq!(reason(&r), "invalidCredentials");
+    fake.set_token_refusal(TokenRefusal::GrantNotAllowed);
+    let r = post();
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (400, Some("unauthorized_client"))
+    );
+}
+
+#[test]
+fn tc_conference_objects_carry_recording_fields() {
+    let fake = FakeTrueConf::start(Tls::Plain);
+    let a = agent();
+    fake.set_static_token("k");
+    fake.set_conferences(vec![Conf::running("rec", 4000), Conf::ended("old", 60)]);
+    fake.set_recording("rec", 1);
+    let v = api_get(&a, &fake, "/conferences/rec", "k").json();
+    let c = &v["conference"];
+    assert_eq!(
+        (c["id"].as_str(), c["state"].as_str()),
+        (Some("rec"), Some("running"))
+    );
+    assert_eq!(
+        (
+            c["recording"].as_i64(),
+            c["stream_recording_state"].as_i64()
+        ),
+        (Some(1), Some(1))
+    );
+    fake.set_recording("rec", 2);
+    assert_eq!(
+        api_get(&a, &fake, "/conferences/rec", "k").json()["conference"]["stream_recording_state"],
+        2
+    );
+    let v = api_get(&a, &fake, "/conferences/old", "k").json();
+    assert_eq!(
+        (
+            v["conference"]["state"].as_str(),
+            v["conference"]["stream_recording_state"].as_i64()
+        ),
+        (Some("stopped"), Some(0))
+    );
+    fake.set_recording_field(false);
+    let v = api_get(&a, &fake, "/conferences/rec", "k").json();
+    assert!(
+        v["conference"].get("stream_recording_state").is_none(),
+        "{v}"
+    );
+    let r = api_get(&a, &fake, "/conferences/nope", "k");
+    assert_eq!((r.status, reason(&r).as_str()), (404, "conferenceNotFound"));
+}
+
+#[test]
+fn tc_a_stop_whose_connection_drops_before_any_answer() {
+    let fake = FakeTrueConf::start(Tls::Plain);
+    let a = agent();
+    fake.set_static_token("k");
+    fake.set_conferences(vec![Conf::running("one", 4000), Conf::running("two", 4000)]);
+    let url = |id: &str| {
+        format!(
+            "{}/api/v3.3/conferences/{id}/stop?access_token=k",
+            fake.base_url()
+        )
+    };
+    let running = |id: &str| {
+        fake.conferences()
+            .iter()
+            .any(|c| c.running && c.named_conf_id.as_deref() == Some(id))
+    };
+    // Dropped before the server acted: nothing happened.
+    fake.drop_next_stop(false);
+    assert!(send(&a, "POST", &url("one"), &[], None).is_err());
+    assert!(running("one"));
+    // Dropped after it stopped the conference: the answer is lost.
+    fake.drop_next_stop(true);
+    assert!(send(&a, "POST", &url("two"), &[], None).is_err());
+    assert!(!running("two"));
+    // Then answers come again.
+    assert_eq!(
+        send(&a, "POST", &url("one"), &[], None).unwrap().status,
+        200
+    );
+    assert_eq!(fake.stop_requests(), ["one", "two", "one"]);
 }

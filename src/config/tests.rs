@@ -186,7 +186,6 @@ failures_before_down = 0
         "locale: must be a string in quotes, found the number 5",
         "monitoring.failures_before_down: must be between 1 and 1000",
         "servers.a.ip: must be a string in quotes, found the number 1",
-        "servers.a: needs client_id and client_secret (an OAuth2 application of the server) or an access_token",
         "servers.a.ssl_certificate: certificate file /nonexistent/ca.pem cannot be read: No such file or directory (os error 2)",
         "servers.a.status_port: must be a port number from 1 to 65535",
         "servers.a.server_status.state: must be true, false, 1 or 0, found a string",
@@ -410,4 +409,132 @@ fn a_proxy_is_checked_and_its_credentials_never_shown() {
         let problems = problems(&with(bad));
         assert!(problems[0].starts_with("tg-proxy: "), "{problems:?}");
     }
+}
+
+#[test]
+fn a_server_without_credentials_loads_for_monitoring_only() {
+    // The vendor's own example file ships with empty credentials (SPEC §3:
+    // every file the original accepted loads).
+    let text = ORIGINAL.replace(
+        "client_id = \"1ebb5498ddd6668d7885c1597f9a1330fc0caddd\"\nclient_secret = \"067171487c59f063287a44c40671d6247d647e42\"",
+        "client_id = \"\"\nclient_secret = \"\"",
+    );
+    let l = ok(&text);
+    assert_eq!(
+        l.warnings,
+        [
+            "servers.\"video.example.net\": no client_id and client_secret (an OAuth2 application of the server) \
+          and no access_token: this server is monitored only (Status works; conferences and users need them)"
+        ]
+    );
+    let (a, b) = (&l.settings.servers[0], &l.settings.servers[1]);
+    assert!(!a.monitoring_only());
+    assert!(b.monitoring_only());
+    // A fixed token alone is enough to use the API.
+    let fixed = text.replace(
+        "access_token = \"\"",
+        "access_token = \"a5bace995fd9d65315f36518fd7b3b4f68a69557\"",
+    );
+    let l = ok(&fixed);
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    assert!(!l.settings.servers[1].monitoring_only());
+}
+
+#[test]
+fn only_api_v3_is_accepted() {
+    for good in ["v3.3", "v3.11", "/v3.1/"] {
+        let text = ORIGINAL.replace(
+            "ip = \"video.example.net\"",
+            &format!("ip = \"video.example.net\"\napi_version = \"{good}\""),
+        );
+        assert!(ok(&text).settings.servers[1].api_version.starts_with("v3."));
+    }
+    for (bad, why) in [
+        (
+            "v4",
+            "v4 is not supported: this bot speaks API v3.x (e.g. v3.3), which TrueConf Server 5.5 still serves",
+        ),
+        (
+            "v4.1",
+            "v4 is not supported: this bot speaks API v3.x (e.g. v3.3), which TrueConf Server 5.5 still serves",
+        ),
+        ("v3", "must be v3.N, e.g. v3.3 (this bot speaks API v3.x)"),
+        ("3.3", "must be v3.N, e.g. v3.3 (this bot speaks API v3.x)"),
+        (
+            "v3.3/x",
+            "must be v3.N, e.g. v3.3 (this bot speaks API v3.x)",
+        ),
+    ] {
+        let text = ORIGINAL.replace(
+            "ip = \"video.example.net\"",
+            &format!("ip = \"video.example.net\"\napi_version = \"{bad}\""),
+        );
+        assert_eq!(
+            problems(&text),
+            [format!("servers.\"video.example.net\".api_version: {why}")],
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn auto_stop_rules_default_to_the_safe_two_and_unknown_ones_are_errors() {
+    let s = ok(ORIGINAL).settings;
+    assert_eq!(
+        s.forgotten.auto_stop_rules,
+        [ForgottenRule::Empty, ForgottenRule::OwnerAlone]
+    );
+    let with = |rules: &str| format!("{ORIGINAL}\n[forgotten]\nauto_stop_rules = {rules}\n");
+    let s = ok(&with(r#"["no_leader", "empty", "no_leader"]"#)).settings;
+    assert_eq!(
+        s.forgotten.auto_stop_rules,
+        [ForgottenRule::NoLeader, ForgottenRule::Empty]
+    );
+    assert!(
+        ok(&with("[]"))
+            .settings
+            .forgotten
+            .auto_stop_rules
+            .is_empty()
+    );
+    assert_eq!(
+        problems(&with(r#"["empty", "nobody"]"#)),
+        [
+            "forgotten.auto_stop_rules: unknown rule \"nobody\"; the rules are \"empty\", \"owner_alone\", \"no_leader\""
+        ]
+    );
+    assert_eq!(
+        problems(&with(r#""empty""#)),
+        [
+            "forgotten.auto_stop_rules: must be a list out of \"empty\", \"owner_alone\", \"no_leader\", found a string, e.g. auto_stop_rules = [\"empty\", \"owner_alone\"]"
+        ]
+    );
+    assert_eq!(
+        problems(&with("[1]")),
+        [
+            "forgotten.auto_stop_rules: must list rule names in quotes (\"empty\", \"owner_alone\", \"no_leader\"), found the number 1"
+        ]
+    );
+}
+
+#[test]
+fn the_api_check_runs_every_minute_unless_set() {
+    let s = ok(ORIGINAL).settings;
+    assert_eq!(s.monitoring.api_check_every, Some(Duration::from_secs(60)));
+    let with = |v: &str| format!("{ORIGINAL}\n[monitoring]\napi_check_every_seconds = {v}\n");
+    assert_eq!(ok(&with("0")).settings.monitoring.api_check_every, None);
+    assert_eq!(
+        ok(&with("0.5")).settings.monitoring.api_check_every,
+        Some(Duration::from_millis(500))
+    );
+    assert_eq!(
+        problems(&with("-1")),
+        [
+            "monitoring.api_check_every_seconds: must be 0 (off), or at least 0.01 and at most 86400 seconds"
+        ]
+    );
+    assert_eq!(
+        problems(&with("\"often\"")),
+        ["monitoring.api_check_every_seconds: must be a number, found a string"]
+    );
 }

@@ -49,6 +49,14 @@ pub enum NetError {
     Other(String),
 }
 
+impl NetError {
+    /// The connection was open but closed (or reset) before a whole answer
+    /// came: the address is right, the server just did not answer this time.
+    pub fn is_dropped(&self) -> bool {
+        matches!(self, NetError::Unreachable(why) if why == CLOSED_EARLY || why == RESET)
+    }
+}
+
 impl fmt::Display for NetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -77,11 +85,21 @@ impl NetError {
 pub struct Response {
     pub status: u16,
     pub body: String,
+    /// The answer's headers, names in lower case, in order.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Response {
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
+    }
+
+    /// The first value of a header (name in any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -389,6 +407,14 @@ fn finish(
 ) -> Result<Response, NetError> {
     let mut response = result.map_err(classify)?;
     let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
+            (k.as_str().to_ascii_lowercase(), value)
+        })
+        .collect();
     let body = response
         .body_mut()
         .with_config()
@@ -396,7 +422,11 @@ fn finish(
         .lossy_utf8(true)
         .read_to_string()
         .map_err(classify)?;
-    Ok(Response { status, body })
+    Ok(Response {
+        status,
+        body,
+        headers,
+    })
 }
 
 /// Maps a ureq error to what it means for the admin. Never uses ureq's

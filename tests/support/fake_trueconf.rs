@@ -1,16 +1,27 @@
-//! A fake TrueConf Server: the REST API (v3.3) and the OAuth2 token endpoint on
-//! an HTTPS port (our `http1` server speaking through rustls on each
+//! A fake TrueConf Server: the REST API and the OAuth2 token endpoint on an
+//! HTTPS port (our `http1` server speaking through rustls on each
 //! connection), and `/vsstatus` on a separate plain-HTTP "status port" that
 //! can be taken down (connections refused) and brought back on the same port.
 //! Every request is handled on its connection's thread, so a delayed or hung
 //! answer holds only that connection.
+//!
+//! It answers the way the evidence about real servers shows
+//! (reference/trueconf-api-evidence.md): several API prefixes at once (v3.3
+//! and v3.11, and v4 as on 5.5), a 401 for an invalid token on v4 paths, a
+//! 404 `conferenceNotFound` only for an id that does not exist, a stop of a
+//! stopped conference that is not a 404, and `/vsstatus` with a fixed
+//! `200 Ok`, `Connection: close`, no Content-Length and a `Server` header.
+//! Switches model what real servers may do and we cannot check: participants
+//! without `role`, rows without `class`, "ghost" sessions, page_size caps
+//! that clip silently or answer 400, other token error shapes, recording
+//! fields, and stop requests whose connection drops before any answer.
 #![allow(dead_code)]
 
 use super::http1;
 use super::{TempDir, lock, notify_changed, parse_form, percent_decode, wait_deadline};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::{Value, json};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -23,7 +34,9 @@ pub const CLIENT_SECRET: &str = "b7f3f5cb51b02634b1bb546eb7f1f905c93960ba";
 /// The server's domain in ids (`user@tc.local`, `...@tc.local#vcs`).
 pub const DOMAIN: &str = "tc.local";
 /// What `/vsstatus` says, and its `Server` header.
-pub const PRODUCT: &str = "TrueConf Server 5.5";
+pub const PRODUCT: &str = "TrueConf Server 5.5.2.10";
+/// What `/api/v4/server` names as the server (MIG reads it as the e-mail domain).
+pub const SERVER_DISPLAY_NAME: &str = "tc.local";
 const SCOPE: &str = "conferences conferences:read conferences:write users users:read logs.calls:read logs.calls.participants:read conferences.sessions:read conferences.sessions.participants:read";
 
 /// How the API port speaks.
@@ -106,8 +119,12 @@ pub fn session_id_for(seed: &str) -> String {
 pub struct Participant {
     pub id: String,
     pub display_name: String,
-    /// 2 = owner/moderator ("leader"), 1 = ordinary.
-    pub role: i64,
+    /// 2 = owner/moderator ("leader"), 1 = ordinary; `None`: the item has no
+    /// `role` (a gateway or guest participant may not, R3).
+    pub role: Option<i64>,
+    /// Seconds ago the person left: the item carries a `leave_time` (people
+    /// who left may still be listed, R3).
+    pub left_secs_ago: Option<i64>,
 }
 
 impl Participant {
@@ -116,9 +133,47 @@ impl Participant {
         Participant {
             id: format!("{login}@{DOMAIN}/{}", &session_id_for(login)[..6]),
             display_name: login.to_string(),
-            role,
+            role: Some(role),
+            left_secs_ago: None,
         }
     }
+
+    /// An item without `role` (a SIP/H.323 gateway, say).
+    pub fn without_role(login: &str) -> Participant {
+        Participant {
+            role: None,
+            ..Participant::new(login, 1)
+        }
+    }
+
+    /// The same person, listed with a `leave_time` that long ago.
+    pub fn left(mut self, secs_ago: i64) -> Participant {
+        self.left_secs_ago = Some(secs_ago);
+        self
+    }
+}
+
+/// How `page_size` is limited on an endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageCap {
+    /// Larger values are cut to this, without a word.
+    Clip(usize),
+    /// Larger values are refused with 400.
+    Reject(usize),
+}
+
+/// How the token endpoint refuses wrong credentials (R10: vendor code
+/// expects three shapes; the status is not known).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenRefusal {
+    /// RFC 6749 / bshaffer: `{"error": "invalid_client", "error_description": …}`.
+    OAuth(u16),
+    /// The vendor's bot reads a top-level `reason` (`InvalidCredentials`).
+    Reason(u16),
+    /// 5.5 style: `{"error": {"code", "message", "errors": [{"reason"}]}}`.
+    Nested(u16),
+    /// `unauthorized_client`: the application may not use this grant.
+    GrantNotAllowed,
 }
 
 /// An item of `/users`.
@@ -206,11 +261,37 @@ struct State {
     token_ttl: u64,
     tokens: HashMap<String, Instant>,
     credentials_valid: bool,
+    token_refusal: TokenRefusal,
     static_token: Option<String>,
     missing_scopes: Vec<String>,
     delay: Duration,
     scripts: VecDeque<(String, ApiReply)>,
-    api_prefix: String,
+    /// The v3 versions served ("v3.3", …); `/api/{v}` each.
+    api_versions: Vec<String>,
+    /// `/api/v4` is served too (TrueConf Server 5.5 and later).
+    v4: bool,
+    /// Sessions the call log shows running that the server no longer has.
+    ghosts: HashSet<String>,
+    /// Call-log rows carry `type` but no `class`.
+    rows_without_class: bool,
+    calls_cap: PageCap,
+    users_cap: PageCap,
+    /// `next_page_id` on the last page of `/users` (-1; 0 on some servers, R7).
+    users_end: i64,
+    /// The answer to a stop of a conference that exists but does not run.
+    stop_of_stopped: ApiReply,
+    /// For each coming stop request: its connection drops before any
+    /// answer; `true` when the server stopped the conference first.
+    stop_drops: VecDeque<bool>,
+    /// `stream_recording_state` per conference id (0 none, 1 recording, 2 paused).
+    recording: HashMap<String, i64>,
+    /// Conference objects carry `stream_recording_state`.
+    recording_field: bool,
+    /// The `Server` header of /vsstatus (None: no header).
+    status_server: Option<String>,
+    /// The web layer (PHP) is down: every API-port request gets this status
+    /// with an HTML page, while /vsstatus still answers (R9).
+    web_down: Option<u16>,
     requests: Vec<Req>,
     stops: Vec<String>,
     probes: usize,
@@ -269,11 +350,32 @@ impl FakeTrueConf {
                 token_ttl: 3600,
                 tokens: HashMap::new(),
                 credentials_valid: true,
+                token_refusal: TokenRefusal::OAuth(400),
                 static_token: None,
                 missing_scopes: Vec::new(),
                 delay: Duration::ZERO,
                 scripts: VecDeque::new(),
-                api_prefix: "/api/v3.3".into(),
+                api_versions: vec!["v3.3".into(), "v3.11".into()],
+                v4: true,
+                ghosts: HashSet::new(),
+                rows_without_class: false,
+                calls_cap: PageCap::Clip(500),
+                users_cap: PageCap::Clip(1000),
+                users_end: -1,
+                stop_of_stopped: ApiReply::json(
+                    400,
+                    json!({"error": {"code": 400, "message": "Bad Request", "errors": [{
+                        "reason": "conferenceIsNotRunning",
+                        "message": "The conference is not running.",
+                        "locationType": "path",
+                        "location": "conference_id"
+                    }]}}),
+                ),
+                stop_drops: VecDeque::new(),
+                recording: HashMap::new(),
+                recording_field: true,
+                status_server: Some(PRODUCT.to_string()),
+                web_down: None,
                 requests: Vec::new(),
                 stops: Vec::new(),
                 probes: 0,
@@ -289,7 +391,7 @@ impl FakeTrueConf {
         let api = {
             let sh = shared.clone();
             let handler: Arc<http1::Handler> =
-                Arc::new(move |rq: http1::Request| Some(api_request(&sh, rq)));
+                Arc::new(move |rq: http1::Request| api_request(&sh, rq));
             let listener =
                 TcpListener::bind("127.0.0.1:0").expect("fake TrueConf: cannot bind 127.0.0.1:0");
             let wrap: Option<Arc<http1::Wrap>> = match tls {
@@ -480,9 +582,92 @@ impl FakeTrueConf {
         lock(&self.shared.state).delay = d;
     }
 
-    /// API version in paths (default "v3.3").
+    /// Serve only this API v3 version (default: "v3.3" and "v3.11").
     pub fn set_api_version(&self, version: &str) {
-        lock(&self.shared.state).api_prefix = format!("/api/{version}");
+        lock(&self.shared.state).api_versions = vec![version.to_string()];
+    }
+
+    /// Serve this API v3 version too.
+    pub fn add_api_version(&self, version: &str) {
+        lock(&self.shared.state)
+            .api_versions
+            .push(version.to_string());
+    }
+
+    /// false: no `/api/v4` at all (a server older than 5.5).
+    pub fn set_v4(&self, on: bool) {
+        lock(&self.shared.state).v4 = on;
+    }
+
+    /// How the token endpoint refuses wrong credentials (default `OAuth(400)`).
+    pub fn set_token_refusal(&self, refusal: TokenRefusal) {
+        lock(&self.shared.state).token_refusal = refusal;
+    }
+
+    /// The call log keeps showing this session running, but the server no
+    /// longer has it (cut off by a crash, R4): its participants call answers
+    /// 404, stopping its conference is refused as not running.
+    pub fn make_ghost(&self, session_id: &str) {
+        lock(&self.shared.state)
+            .ghosts
+            .insert(session_id.to_string());
+    }
+
+    /// Call-log rows carry `type` but no `class` (R5).
+    pub fn set_rows_without_class(&self, on: bool) {
+        lock(&self.shared.state).rows_without_class = on;
+    }
+
+    /// page_size limit of `/logs/calls` (default: clipped to 500).
+    pub fn set_calls_cap(&self, cap: PageCap) {
+        lock(&self.shared.state).calls_cap = cap;
+    }
+
+    /// page_size limit of `/users` (default: clipped to 1000).
+    pub fn set_users_cap(&self, cap: PageCap) {
+        lock(&self.shared.state).users_cap = cap;
+    }
+
+    /// `next_page_id` of the last `/users` page (default -1).
+    pub fn set_users_end(&self, marker: i64) {
+        lock(&self.shared.state).users_end = marker;
+    }
+
+    /// The answer to a stop of a conference that exists but does not run
+    /// (default: 400 `conferenceIsNotRunning`).
+    pub fn set_stop_of_stopped(&self, reply: ApiReply) {
+        lock(&self.shared.state).stop_of_stopped = reply;
+    }
+
+    /// The next stop request's connection closes before any answer; with
+    /// `stopped_first`, the conference was stopped all the same.
+    pub fn drop_next_stop(&self, stopped_first: bool) {
+        lock(&self.shared.state).stop_drops.push_back(stopped_first);
+    }
+
+    /// `stream_recording_state` of a conference: 0 none, 1 recording, 2 paused.
+    pub fn set_recording(&self, conference_id: &str, state: i64) {
+        lock(&self.shared.state)
+            .recording
+            .insert(conference_id.to_string(), state);
+    }
+
+    /// false: conference objects have no `stream_recording_state` at all.
+    pub fn set_recording_field(&self, on: bool) {
+        lock(&self.shared.state).recording_field = on;
+    }
+
+    /// The web interface and API answer `status` (e.g. 502 from the web
+    /// server while PHP is down) to every request, token endpoint included;
+    /// None: they work again. /vsstatus is not affected.
+    pub fn set_web_down(&self, status: Option<u16>) {
+        lock(&self.shared.state).web_down = status;
+    }
+
+    /// The `Server` header of /vsstatus; None sends none (the body still
+    /// names the product).
+    pub fn set_status_server_header(&self, value: Option<&str>) {
+        lock(&self.shared.state).status_server = value.map(str::to_string);
     }
 
     /// A one-shot answer for the next request whose decoded path starts with
@@ -810,12 +995,28 @@ fn status_request(shared: &Shared, rq: &http1::Request) -> Option<http1::Respons
         }
         st.probes += 1;
         let reply = st.status_reply;
+        let server = st.status_server.clone();
         drop(st);
         shared.changed();
-        match reply {
-            Some(code) => (code, format!("<html><body>{code}</body></html>")),
-            None => (200, format!("{PRODUCT}<br/>Status:OK <br/>")),
-        }
+        let answer = match reply {
+            Some(code) => http1::Response::new(
+                code,
+                "text/html",
+                format!("<html><body>{code}</body></html>"),
+            )
+            .closing(),
+            // What the server's handler writes (SRC VisicronServiceStatus.h):
+            // a fixed "200 Ok", Server, Connection: close, and no length.
+            None => {
+                http1::Response::new(200, "text/html", format!("{PRODUCT}<br/>Status:OK <br/>"))
+                    .with_reason("Ok")
+                    .without_length()
+            }
+        };
+        return Some(match server {
+            Some(value) => answer.with_header("Server", &value),
+            None => answer,
+        });
     } else {
         (404, "<html><body>Not Found</body></html>".to_string())
     };
@@ -830,7 +1031,7 @@ fn status_request(shared: &Shared, rq: &http1::Request) -> Option<http1::Respons
 // API requests
 
 /// Records an API request and answers it (on its connection's thread).
-fn api_request(shared: &Shared, rq: http1::Request) -> http1::Response {
+fn api_request(shared: &Shared, rq: http1::Request) -> Option<http1::Response> {
     let (raw_path, query_str) = (rq.path(), rq.query());
     let query = parse_form(query_str);
     let bearer = rq.header("Authorization").and_then(|v| {
@@ -857,7 +1058,15 @@ fn api_request(shared: &Shared, rq: http1::Request) -> http1::Response {
     lock(&shared.state).requests.push(req.clone());
     shared.changed();
     let answer = answer_request(shared, &req, both_tokens);
-    http1::Response::new(answer.status, &answer.content_type, answer.body)
+    if answer.drop_connection {
+        // The connection closes before any answer.
+        return None;
+    }
+    Some(http1::Response::new(
+        answer.status,
+        &answer.content_type,
+        answer.body,
+    ))
 }
 
 /// Waits `d` unless the fake is dropped first; false when it was dropped.
@@ -878,6 +1087,35 @@ struct Answer {
     status: u16,
     content_type: String,
     body: String,
+    /// Close the connection instead of answering.
+    drop_connection: bool,
+}
+
+impl Answer {
+    fn dropped() -> Answer {
+        Answer {
+            status: 0,
+            content_type: String::new(),
+            body: String::new(),
+            drop_connection: true,
+        }
+    }
+
+    fn from_reply(reply: &ApiReply) -> Answer {
+        match reply {
+            ApiReply::Status {
+                status,
+                content_type,
+                body,
+            } => Answer {
+                status: *status,
+                content_type: content_type.clone(),
+                body: body.clone(),
+                drop_connection: false,
+            },
+            ApiReply::Hang(_) => json_answer(500, json!({ "error": "hang is not an answer" })),
+        }
+    }
 }
 
 fn json_answer(status: u16, body: Value) -> Answer {
@@ -885,6 +1123,7 @@ fn json_answer(status: u16, body: Value) -> Answer {
         status,
         content_type: "application/json; charset=UTF-8".into(),
         body: body.to_string(),
+        drop_connection: false,
     }
 }
 
@@ -934,17 +1173,8 @@ fn answer_request(shared: &Shared, req: &Req, both_tokens: bool) -> Answer {
     }
     if !alive {
         json_answer(503, json!({ "error": "shutting down" }))
-    } else if let Some(ApiReply::Status {
-        status,
-        content_type,
-        body,
-    }) = scripted
-    {
-        Answer {
-            status,
-            content_type,
-            body,
-        }
+    } else if let Some(reply @ ApiReply::Status { .. }) = &scripted {
+        Answer::from_reply(reply)
     } else {
         let mut st = lock(&shared.state);
         let a = route(&mut st, req, both_tokens);
@@ -954,19 +1184,54 @@ fn answer_request(shared: &Shared, req: &Req, both_tokens: bool) -> Answer {
     }
 }
 
+/// Which API a path is under.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Api {
+    V3,
+    V4,
+}
+
+/// The API and the rest of the path (raw, after the prefix), when served.
+fn split_api<'p>(st: &State, raw_path: &'p str) -> Option<(Api, &'p str, String)> {
+    let under = |prefix: &str| {
+        raw_path
+            .strip_prefix(prefix)
+            .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    for version in &st.api_versions {
+        let prefix = format!("/api/{version}");
+        if let Some(rest) = under(&prefix) {
+            return Some((Api::V3, rest, prefix));
+        }
+    }
+    if st.v4 {
+        if let Some(rest) = under("/api/v4") {
+            return Some((Api::V4, rest, "/api/v4".to_string()));
+        }
+    }
+    None
+}
+
 fn route(st: &mut State, req: &Req, both_tokens: bool) -> Answer {
+    if let Some(status) = st.web_down {
+        return Answer::from_reply(&ApiReply::html(status));
+    }
     if req.raw_path.contains('#') {
         return not_found();
     }
     if req.path == "/oauth2/v1/token" {
         return token_endpoint(st, req);
     }
-    let prefix = st.api_prefix.clone();
-    let Some(raw_rest) = req.raw_path.strip_prefix(prefix.as_str()) else {
+    let Some((api, raw_rest, prefix)) = split_api(st, &req.raw_path) else {
         return not_found();
     };
-    if !(raw_rest.is_empty() || raw_rest.starts_with('/')) {
-        return not_found();
+    let segs: Vec<&str> = raw_rest.trim_start_matches('/').split('/').collect();
+    // The one call without a token (5.5+): what MIG and the MCP health check read.
+    if api == Api::V4 && req.method == "GET" && segs == ["server"] {
+        return json_answer(
+            200,
+            json!({ "product": { "display_name": SERVER_DISPLAY_NAME } }),
+        );
     }
     // Authentication.
     if both_tokens {
@@ -987,7 +1252,15 @@ fn route(st: &mut State, req: &Req, both_tokens: bool) -> Answer {
         None => false,
     };
     if !valid {
-        return nested_error(403, "accessTokenInvalid", "Access token is invalid", None);
+        return match api {
+            // v3: 403 with reason accessTokenInvalid (the vendor's bots test it).
+            Api::V3 => nested_error(403, "accessTokenInvalid", "Access token is invalid", None),
+            // v4: a 401 (the vendor's MCP server and eraser renew on it).
+            Api::V4 => json_answer(
+                401,
+                json!({ "error": { "code": 401, "message": "Unauthorized" } }),
+            ),
+        };
     }
     let rest = req.path.strip_prefix(prefix.as_str()).unwrap_or("");
     if st
@@ -1002,13 +1275,17 @@ fn route(st: &mut State, req: &Req, both_tokens: bool) -> Answer {
             None,
         );
     }
-    let segs: Vec<&str> = raw_rest.trim_start_matches('/').split('/').collect();
+    if api == Api::V4 {
+        // v4 has other paths (conferences, sessions); the bot uses none of them.
+        return not_found();
+    }
     match (req.method.as_str(), segs.as_slice()) {
         ("GET", ["logs", "calls"]) => logs_calls(st, req),
         ("GET", ["conference-sessions", id, "participants"]) => {
             participants(st, &percent_decode(id, false))
         }
         ("GET", ["users"]) => users(st, req),
+        ("GET", ["conferences", id]) => conference(st, &percent_decode(id, false)),
         ("POST", ["conferences", id, "stop"]) => stop(st, &percent_decode(id, false)),
         (_, ["conferences", _, "stop"]) => nested_error(
             405,
@@ -1084,7 +1361,30 @@ fn token_endpoint(st: &mut State, req: &Req) -> Answer {
         || get("client_id") != Some(CLIENT_ID)
         || get("client_secret") != Some(CLIENT_SECRET)
     {
-        return oauth_error(400, "invalid_client", "The client credentials are invalid");
+        return match st.token_refusal.clone() {
+            TokenRefusal::OAuth(status) => oauth_error(
+                status,
+                "invalid_client",
+                "The client credentials are invalid",
+            ),
+            TokenRefusal::Reason(status) => json_answer(
+                status,
+                json!({ "reason": "InvalidCredentials", "message": "Invalid client credentials" }),
+            ),
+            TokenRefusal::Nested(status) => json_answer(
+                status,
+                json!({ "error": {
+                    "code": status,
+                    "message": "Invalid client credentials",
+                    "errors": [{ "reason": "invalidCredentials", "message": "Invalid client credentials" }]
+                } }),
+            ),
+            TokenRefusal::GrantNotAllowed => oauth_error(
+                400,
+                "unauthorized_client",
+                "The grant type is unauthorized for this client_id",
+            ),
+        };
     }
     let token = random_hex(40);
     let ttl = st.token_ttl;
@@ -1100,10 +1400,27 @@ fn query_int(req: &Req, key: &str) -> Option<i64> {
     req.query_value(key).and_then(|v| v.trim().parse().ok())
 }
 
+/// The page size a request gets under `cap`, or a 400 for a refused one.
+fn page_size(req: &Req, default: usize, cap: PageCap) -> Result<usize, Answer> {
+    match query_int(req, "page_size") {
+        Some(n) if n > 0 => match cap {
+            PageCap::Clip(max) => Ok((n as usize).min(max)),
+            PageCap::Reject(max) if n as usize > max => Err(nested_error(
+                400,
+                "invalidParameter",
+                "Invalid value of parameter page_size",
+                Some(("parameter", "page_size")),
+            )),
+            PageCap::Reject(_) => Ok(n as usize),
+        },
+        _ => Ok(default),
+    }
+}
+
 fn logs_calls(st: &State, req: &Req) -> Answer {
-    let size = match query_int(req, "page_size") {
-        Some(n) if n > 0 => n.min(500) as usize,
-        _ => 200,
+    let size = match page_size(req, 200, st.calls_cap) {
+        Ok(size) => size,
+        Err(refused) => return refused,
     };
     let page = query_int(req, "page_id").unwrap_or(1).max(1) as usize;
     let ordered: Vec<&ConfEntry> = st
@@ -1118,7 +1435,7 @@ fn logs_calls(st: &State, req: &Req) -> Answer {
         .take(size)
         .map(|e| {
             let c = &e.conf;
-            json!({
+            let mut row = json!({
                 "conference_id": c.conference_id,
                 "named_conf_id": c.named_conf_id,
                 "topic": c.topic,
@@ -1130,13 +1447,30 @@ fn logs_calls(st: &State, req: &Req) -> Answer {
                 "start_time": php_date(e.start),
                 "end_time": if c.running { Value::Null } else { php_date(e.end.unwrap_or(e.start + c.duration)) },
                 "duration": c.duration,
-            })
+            });
+            if st.rows_without_class {
+                if let Some(o) = row.as_object_mut() {
+                    o.remove("class");
+                }
+            }
+            row
         })
         .collect();
     json_answer(200, json!({ "cnt": ordered.len(), "list": list }))
 }
 
 fn participants(st: &State, session_id: &str) -> Answer {
+    let missing = || {
+        nested_error(
+            404,
+            "conferenceSessionNotFound",
+            &format!("Conference session '{session_id}' is not found."),
+            Some(("path", "session_id")),
+        )
+    };
+    if st.ghosts.contains(session_id) {
+        return missing();
+    }
     let list = match st.participants.get(session_id) {
         Some(ps) => ps.clone(),
         None if st
@@ -1146,26 +1480,29 @@ fn participants(st: &State, session_id: &str) -> Answer {
         {
             Vec::new()
         }
-        None => {
-            return nested_error(
-                404,
-                "conferenceSessionNotFound",
-                &format!("Conference session '{session_id}' is not found."),
-                Some(("path", "session_id")),
-            );
-        }
+        None => return missing(),
     };
+    let now = unix_now();
     let items: Vec<Value> = list
         .iter()
-        .map(|p| json!({ "id": p.id, "display_name": p.display_name, "role": p.role }))
+        .map(|p| {
+            let mut item = json!({ "id": p.id, "display_name": p.display_name });
+            if let Some(role) = p.role {
+                item["role"] = json!(role);
+            }
+            if let Some(ago) = p.left_secs_ago {
+                item["leave_time"] = php_date(now - ago);
+            }
+            item
+        })
         .collect();
     json_answer(200, json!({ "count": items.len(), "participants": items }))
 }
 
 fn users(st: &State, req: &Req) -> Answer {
-    let size = match query_int(req, "page_size") {
-        Some(n) if n > 0 => n.min(1000) as usize,
-        _ => 100,
+    let size = match page_size(req, 100, st.users_cap) {
+        Ok(size) => size,
+        Err(refused) => return refused,
     };
     let page = query_int(req, "page_id").unwrap_or(0).max(0) as usize;
     let start = page.saturating_mul(size);
@@ -1187,24 +1524,86 @@ fn users(st: &State, req: &Req) -> Answer {
     let next = if start.saturating_add(size) < st.users.len() {
         page as i64 + 1
     } else {
-        -1
+        st.users_end
     };
     json_answer(200, json!({ "next_page_id": next, "users": items }))
 }
 
+/// The named conference `id` as the log knows it: whether it exists and
+/// whether a session of it runs (a ghost does not).
+fn conference_state<'s>(st: &'s State, id: &str) -> Option<(bool, &'s ConfEntry)> {
+    let mut found = None;
+    for e in st
+        .confs
+        .iter()
+        .filter(|e| e.conf.named_conf_id.as_deref() == Some(id))
+    {
+        let runs = e.conf.running && !st.ghosts.contains(&e.conf.conference_id);
+        if runs {
+            return Some((true, e));
+        }
+        found.get_or_insert((false, e));
+    }
+    found
+}
+
+fn conference(st: &State, id: &str) -> Answer {
+    let Some((running, entry)) = conference_state(st, id) else {
+        return nested_error(
+            404,
+            "conferenceNotFound",
+            &format!("Conference '{id}' is not found."),
+            Some(("path", "conference_id")),
+        );
+    };
+    let c = &entry.conf;
+    let recording = st.recording.get(id).copied().unwrap_or(0);
+    let mut object = json!({
+        "id": id,
+        "topic": c.topic,
+        "description": "",
+        "owner": c.owner,
+        "type": 0,
+        "max_podiums": 36,
+        "max_participants": 36,
+        "schedule": { "type": -1 },
+        "url": format!("https://{DOMAIN}/c/{id}"),
+        "webclient_url": format!("https://{DOMAIN}/webrtc/{id}"),
+        "allow_guests": false,
+        "state": if running { "running" } else { "stopped" },
+        "recording": i64::from(recording != 0),
+        "created_at": entry.start - 86_400,
+    });
+    if st.recording_field {
+        object["stream_recording_state"] = json!(if running { recording } else { 0 });
+    }
+    json_answer(200, json!({ "conference": object }))
+}
+
 fn stop(st: &mut State, id: &str) -> Answer {
     st.stops.push(id.to_string());
+    let drop = st.stop_drops.pop_front();
+    if drop == Some(false) {
+        return Answer::dropped();
+    }
     let now = unix_now();
-    match st
-        .confs
-        .iter_mut()
-        .find(|e| e.conf.running && e.conf.named_conf_id.as_deref() == Some(id))
-    {
-        Some(e) => {
-            e.conf.running = false;
-            e.end = Some(now);
+    match conference_state(st, id).map(|(running, _)| running) {
+        Some(true) => {
+            if let Some(e) = st
+                .confs
+                .iter_mut()
+                .find(|e| e.conf.running && e.conf.named_conf_id.as_deref() == Some(id))
+            {
+                e.conf.running = false;
+                e.end = Some(now);
+            }
+            if drop == Some(true) {
+                return Answer::dropped();
+            }
             json_answer(200, json!({ "state": "stopped" }))
         }
+        // It exists but does not run (ended, or a ghost in the log).
+        Some(false) => Answer::from_reply(&st.stop_of_stopped),
         None => nested_error(
             404,
             "conferenceNotFound",

@@ -89,6 +89,11 @@ pub struct Response {
     pub body: Vec<u8>,
     /// Close the connection after this answer.
     pub close: bool,
+    /// Send no Content-Length: the body ends where the connection closes
+    /// (implies `close`), as TrueConf's /vsstatus does.
+    pub no_length: bool,
+    /// A reason phrase other than the usual one (e.g. "Ok").
+    pub reason: Option<String>,
 }
 
 impl Response {
@@ -98,6 +103,8 @@ impl Response {
             headers: vec![("Content-Type".to_string(), content_type.to_string())],
             body: body.into(),
             close: false,
+            no_length: false,
+            reason: None,
         }
     }
 
@@ -109,6 +116,19 @@ impl Response {
     /// Answers with `Connection: close` and closes the connection afterwards.
     pub fn closing(mut self) -> Response {
         self.close = true;
+        self
+    }
+
+    /// No Content-Length: the body runs until the connection closes.
+    pub fn without_length(mut self) -> Response {
+        self.no_length = true;
+        self.close = true;
+        self
+    }
+
+    /// Uses this reason phrase on the status line.
+    pub fn with_reason(mut self, reason: &str) -> Response {
+        self.reason = Some(reason.to_string());
         self
     }
 }
@@ -350,7 +370,7 @@ fn serve(t: &mut dyn Transport, handler: &Handler, peer: Option<SocketAddr>) -> 
         let Some(resp) = handler(req) else {
             return End::Close;
         };
-        let keep = keep_alive && !resp.close;
+        let keep = keep_alive && !resp.close && !resp.no_length;
         if write_response(t, &resp, keep, head_only).is_err() {
             return End::Gone;
         }
@@ -539,7 +559,8 @@ fn write_response(
     let status = resp.status;
     let no_body = status < 200 || status == 204 || status == 304;
     let mut out = Vec::with_capacity(256 + resp.body.len());
-    write!(out, "HTTP/1.1 {status} {}\r\n", reason(status))?;
+    let phrase = resp.reason.as_deref().unwrap_or(reason(status));
+    write!(out, "HTTP/1.1 {status} {phrase}\r\n")?;
     for (name, value) in &resp.headers {
         let ours = ["content-length", "connection", "transfer-encoding"]
             .iter()
@@ -549,7 +570,7 @@ fn write_response(
             write!(out, "{name}: {value}\r\n")?;
         }
     }
-    if status >= 200 && status != 204 {
+    if status >= 200 && status != 204 && !resp.no_length {
         write!(out, "Content-Length: {}\r\n", resp.body.len())?;
     }
     let connection = if keep { "keep-alive" } else { "close" };
