@@ -519,12 +519,6 @@ fn threads(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// (VmRSS, VmHWM) in KiB.
-fn memory(pid: u32) -> (u64, u64) {
-    let (rss, hwm, _, _) = memory_parts(pid);
-    (rss, hwm)
-}
-
 /// (VmRSS, VmHWM, RssAnon, RssFile) in KiB.
 fn memory_parts(pid: u32) -> (u64, u64, u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
