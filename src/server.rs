@@ -147,6 +147,9 @@ pub fn run(parts: ServerThread, jobs: Receiver<ServerJob>) {
             }
         }
         if queue.is_empty() {
+            // Nothing to do: the kept connections go (a server asked once a
+            // minute must not hold its TLS connections in between).
+            here.client.release_connections();
             let received = match next_scan {
                 None => jobs.recv().map_err(|_| RecvTimeoutError::Disconnected),
                 Some(due) => jobs.recv_timeout(due.saturating_duration_since(Instant::now())),

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::config::{Secret, Server};
 use crate::html::encode_segment;
-use crate::http::{Client, Limits, NetError, Response};
+use crate::http::{Client, ClientSlot, Limits, NetError, Response};
 use crate::timing::Timing;
 
 /// Page size asked for on `/logs/calls`.
@@ -279,7 +279,7 @@ enum Warning {
 /// A client for one server. Shared by reference between the threads of one
 /// server's worker; the token cache and what the server taught are its state.
 pub struct TrueConf {
-    http: Client,
+    http: ClientSlot,
     /// The server's name, for log lines.
     name: String,
     base: String,
@@ -322,7 +322,7 @@ pub fn status_client(timing: &Timing) -> Client {
 impl TrueConf {
     pub fn new(server: &Server, timing: &Timing) -> TrueConf {
         TrueConf {
-            http: Client::new(&server.trust, Limits::trueconf(timing)),
+            http: ClientSlot::new(&server.trust, Limits::trueconf(timing)),
             name: server.name.clone(),
             base: format!("https://{}", server.host),
             api: format!("/api/{}", server.api_version),
@@ -332,6 +332,11 @@ impl TrueConf {
             token: Mutex::new(TokenCache::default()),
             learned: Mutex::new(Learned::default()),
         }
+    }
+
+    /// Lets the kept connections go: a piece of work (a screen, a scan) is done.
+    pub fn release_connections(&self) {
+        self.http.release();
     }
 
     fn learned(&self) -> std::sync::MutexGuard<'_, Learned> {
@@ -395,7 +400,7 @@ impl TrueConf {
     fn token_response(&self) -> Result<Response, Problem> {
         let url = format!("{}/oauth2/v1/token", self.base);
         let started = Instant::now();
-        let response = self.http.post_form(
+        let response = self.http.client().post_form(
             &url,
             &[
                 ("grant_type", "client_credentials"),
@@ -491,8 +496,8 @@ impl TrueConf {
             full.push(("access_token", token.expose()));
             let started = Instant::now();
             let response = match method {
-                Method::Get => self.http.get(&url, &full, None)?,
-                Method::Post => self.http.post_empty(&url, &full)?,
+                Method::Get => self.http.client().get(&url, &full, None)?,
+                Method::Post => self.http.client().post_empty(&url, &full)?,
             };
             log::debug!(
                 "trueconf {what}: HTTP {} in {} ms",
@@ -820,6 +825,7 @@ impl TrueConf {
     pub fn api_check(&self) -> Result<u16, Problem> {
         web_answer(
             self.http
+                .client()
                 .get(&format!("{}{}/users", self.base, self.api), &[], None),
         )
     }
@@ -838,6 +844,7 @@ impl TrueConf {
     fn v4_server(&self) -> Result<Response, Problem> {
         Ok(self
             .http
+            .client()
             .get(&format!("{}/api/v4/server", self.base), &[], None)?)
     }
 }
@@ -846,7 +853,7 @@ impl TrueConf {
 impl TrueConf {
     /// An HTTPS request to the web root: any HTTP answer proves TLS works.
     pub fn check_tls(&self) -> Result<u16, Problem> {
-        let response = self.http.get(&format!("{}/", self.base), &[], None)?;
+        let response = self.http.client().get(&format!("{}/", self.base), &[], None)?;
         Ok(response.status)
     }
 
@@ -895,7 +902,7 @@ impl TrueConf {
     pub fn inspect_bad_token(&self, prefix: &str, path: &str) -> Result<Inspected, Problem> {
         let url = format!("{}{prefix}{path}", self.base);
         let made_up = "0000000000000000000000000000000000000000";
-        Ok(Inspected::of(&self.http.get(
+        Ok(Inspected::of(&self.http.client().get(
             &url,
             &[("access_token", made_up)],
             None,
@@ -911,7 +918,7 @@ impl TrueConf {
         }
         let response = if wrong_secret {
             let url = format!("{}/oauth2/v1/token", self.base);
-            self.http.post_form(
+            self.http.client().post_form(
                 &url,
                 &[
                     ("grant_type", "client_credentials"),

@@ -140,12 +140,10 @@ impl Limits {
             connect: t.connect,
             whole: t.request,
             body: 8 * 1024 * 1024,
-            // Not kept: ureq drops an idle connection only when the agent is
-            // used again, so every server would hold its TLS connections
-            // (about 170 KB) from one scan to the next — 100 servers, 17 MB.
-            // A handshake per request costs a millisecond or two.
-            idle: Duration::ZERO,
-            idle_per_host: 0,
+            // Kept within one piece of work (pages, participant lists);
+            // `ClientSlot::release` drops them when the work is done.
+            idle: Duration::from_secs(30),
+            idle_per_host: 4,
             buffers: (32 * 1024, 16 * 1024),
         }
     }
@@ -242,6 +240,40 @@ impl ProxyUrl {
     /// `socks5://host:1080`, without credentials: for log lines.
     pub fn shown(&self) -> &str {
         &self.shown
+    }
+}
+
+/// A client whose kept connections can be let go. ureq drops an idle
+/// connection only when its agent is used again, so a server asked once a
+/// minute would hold its TLS connections (about 170 KB) all the time: 100
+/// servers, 17 MB. The owner calls `release` when a piece of work is done;
+/// the next request starts a fresh agent (and a fresh handshake).
+pub struct ClientSlot {
+    trust: Trust,
+    limits: Limits,
+    current: std::sync::Mutex<Option<Client>>,
+}
+
+impl ClientSlot {
+    pub fn new(trust: &Trust, limits: Limits) -> ClientSlot {
+        ClientSlot {
+            trust: trust.clone(),
+            limits,
+            current: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The client to use now (clones share its connections).
+    pub fn client(&self) -> Client {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        current
+            .get_or_insert_with(|| Client::new(&self.trust, self.limits))
+            .clone()
+    }
+
+    /// Lets the kept connections go (once requests under way are done).
+    pub fn release(&self) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }
 
