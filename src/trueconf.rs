@@ -853,7 +853,10 @@ impl TrueConf {
 impl TrueConf {
     /// An HTTPS request to the web root: any HTTP answer proves TLS works.
     pub fn check_tls(&self) -> Result<u16, Problem> {
-        let response = self.http.client().get(&format!("{}/", self.base), &[], None)?;
+        let response = self
+            .http
+            .client()
+            .get(&format!("{}/", self.base), &[], None)?;
         Ok(response.status)
     }
 

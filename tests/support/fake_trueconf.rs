@@ -960,24 +960,27 @@ impl http1::Transport for TlsStream {
 // ---------------------------------------------------------------------------
 // Status port (/vsstatus), plain HTTP with Connection: close.
 
+/// The port's epoch is read here, once: a probe that the port accepted just
+/// before `set_up(false)` stopped it must see the change too, or stopping the
+/// port would wait for that probe forever.
 fn start_status(listener: TcpListener, shared: &Arc<Shared>) -> http1::Server {
     let shared = shared.clone();
+    let epoch = lock(&shared.state).status_epoch;
     http1::Server::start(
         listener,
         "fake-trueconf-status",
         None,
-        Arc::new(move |rq: http1::Request| status_request(&shared, &rq)),
+        Arc::new(move |rq: http1::Request| status_request(&shared, epoch, &rq)),
     )
 }
 
 /// None (no answer, the connection is closed) when the fake or this status
 /// port goes away while the probe is held.
-fn status_request(shared: &Shared, rq: &http1::Request) -> Option<http1::Response> {
+fn status_request(shared: &Shared, epoch: u64, rq: &http1::Request) -> Option<http1::Response> {
     let (status, body) = if !rq.target.starts_with('/') {
         (400, "<html><body>Bad Request</body></html>".to_string())
     } else if rq.path() == "/vsstatus" {
         let mut st = lock(&shared.state);
-        let epoch = st.status_epoch;
         if st.status_hang {
             st.status_held += 1;
             shared.changed();
