@@ -6,16 +6,15 @@
 //! runs as a real process wherever /proc figures or kill -9 are involved.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::OpenOptions;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
 use crate::support::fake_telegram::{FakeTelegram, Reply};
 use crate::support::fake_trueconf::Conf;
-use crate::support::{TempDir, wait_until};
+use crate::support::wait_until;
 use trueconf_bot::audit::{self, Record};
 use trueconf_bot::callback::Press;
 use trueconf_bot::config::short_key;
@@ -23,97 +22,6 @@ use trueconf_bot::state::StateData;
 
 // ---------------------------------------------------------------------------
 // Helpers
-
-/// The real binary's setup: fakes, settings file, state dir, log file.
-struct Deployed {
-    tg: FakeTelegram,
-    servers: Vec<Srv>,
-    dir: TempDir,
-    settings: PathBuf,
-    log: PathBuf,
-}
-
-impl Deployed {
-    /// `tables` go at the end of the settings file.
-    fn new(servers: Vec<Srv>, tables: &str) -> Deployed {
-        let tg = FakeTelegram::start();
-        let dir = TempDir::new();
-        let settings = dir.join("settings.toml");
-        std::fs::write(&settings, settings_text(&tg, &dir, &servers, "", tables)).unwrap();
-        let log = dir.join("bot.log");
-        Deployed {
-            tg,
-            servers,
-            dir,
-            settings,
-            log,
-        }
-    }
-
-    fn state_dir(&self) -> PathBuf {
-        self.dir.join("state")
-    }
-
-    /// Starts the binary (stderr appended to the log file).
-    fn spawn(&self) -> Child {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        bin()
-            .arg("--config")
-            .arg(&self.settings)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap()
-    }
-
-    /// Starts the binary and waits for its first poll.
-    #[track_caller]
-    fn start(&self) -> Proc {
-        let polls = self.tg.calls_to("getupdates").len();
-        let proc = Proc {
-            child: self.spawn(),
-        };
-        let polled = self.tg.wait_count(WAIT, "getupdates", polls + 1).len() > polls;
-        assert!(polled, "the binary did not start polling:\n{}", self.log());
-        proc
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-/// A running binary; killed (SIGKILL) when dropped.
-struct Proc {
-    child: Child,
-}
-
-impl Proc {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// kill -9, and reap it.
-    fn kill9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// state.json as the bot will load it; fails the test when it does not parse.
 #[track_caller]
@@ -240,7 +148,7 @@ fn killed_at_random_points_during_a_burst_of_writes_the_state_loads_and_no_alert
     let servers: Vec<Srv> = (0..SERVERS)
         .map(|i| Srv::new(&format!("srv-{i:02}")).monitored(0.01))
         .collect();
-    let d = Deployed::new(servers, "");
+    let d = Deployed::new(servers);
     let (tg, state_dir) = (&d.tg, d.state_dir());
     let chats = [OP, OP2, VIEWER];
     let mut rng = Rng(0x13_0003);
@@ -344,7 +252,7 @@ fn killed_at_random_points_during_a_burst_of_writes_the_state_loads_and_no_alert
 
 #[test]
 fn a_second_bot_on_the_same_state_dir_exits_at_once_and_the_first_goes_on_serving() {
-    let d = Deployed::new(vec![Srv::new("Main")], "");
+    let d = Deployed::new(vec![Srv::new("Main")]);
     let mut first = d.start();
     let get_me = d.tg.calls_to("getme").len();
 
@@ -513,7 +421,7 @@ fn weeks_in_compressed_time_keep_memory_fds_threads_and_state_flat() {
     // stopped 0.6 s after its alert.
     let tables = "[forgotten]\nafter_minutes = 1\nscan_every_minutes = 0.0017\n\
                   auto_stop_after_minutes = 0.01\n";
-    let d = Deployed::new(servers, tables);
+    let d = Deployed::with(servers, |text| text + tables);
     let mut bot = d.start();
     let (tg, pid, state_dir) = (&d.tg, bot.pid(), d.state_dir());
     let admins = [OP, OP2, VIEWER];

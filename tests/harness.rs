@@ -1,8 +1,9 @@
 //! Starting the bot against the fakes, and driving it like a person in a chat.
 #![allow(dead_code)]
 
+use std::fs::OpenOptions;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -412,4 +413,108 @@ pub fn bin() -> Command {
         cmd.env_remove(var);
     }
     cmd
+}
+
+// ---------------------------------------------------------------------------
+// The real binary
+
+/// A setup for the real binary: fakes, settings file, state dir, log file.
+/// For tests that read the process (/proc figures) or kill it (-9).
+pub struct Deployed {
+    pub tg: FakeTelegram,
+    pub servers: Vec<Srv>,
+    pub dir: TempDir,
+    pub settings: PathBuf,
+    log: PathBuf,
+}
+
+impl Deployed {
+    pub fn new(servers: Vec<Srv>) -> Deployed {
+        Deployed::with(servers, |s| s)
+    }
+
+    /// `edit` changes the settings text before it is written.
+    pub fn with(servers: Vec<Srv>, edit: impl Fn(String) -> String) -> Deployed {
+        let tg = FakeTelegram::start();
+        let dir = TempDir::new();
+        let settings = dir.join("settings.toml");
+        std::fs::write(&settings, edit(settings_text(&tg, &dir, &servers, "", ""))).unwrap();
+        let log = dir.join("bot.log");
+        Deployed {
+            tg,
+            servers,
+            dir,
+            settings,
+            log,
+        }
+    }
+
+    pub fn fake(&self, i: usize) -> &FakeTrueConf {
+        &self.servers[i].fake
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    /// Starts the binary (stderr appended to the log file).
+    pub fn spawn(&self) -> Child {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        bin()
+            .arg("--config")
+            .arg(&self.settings)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    /// Starts the binary and waits for its first poll.
+    #[track_caller]
+    pub fn start(&self) -> Proc {
+        let polls = self.tg.calls_to("getupdates").len();
+        let proc = Proc {
+            child: self.spawn(),
+        };
+        let polled = self.tg.wait_count(WAIT, "getupdates", polls + 1).len() > polls;
+        assert!(polled, "the binary did not start polling:\n{}", self.log());
+        proc
+    }
+
+    /// What the binary logged so far (every start of it).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// A running binary; killed (SIGKILL) when dropped.
+pub struct Proc {
+    child: Child,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// kill -9, and reap it.
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -12,10 +12,8 @@
 //! foundation.rs).
 
 use std::collections::HashSet;
-use std::fs::OpenOptions;
 use std::net::{Shutdown as NetShutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -109,95 +107,6 @@ fn assert_no_secret(text: &str, secrets: &[String]) {
 
 // ---------------------------------------------------------------------------
 // Helpers: the real binary
-
-/// A setup for the real binary: fakes, settings file, state dir, log file.
-struct Deployed {
-    tg: FakeTelegram,
-    servers: Vec<Srv>,
-    dir: TempDir,
-    settings: PathBuf,
-    log: PathBuf,
-}
-
-impl Deployed {
-    fn new(servers: Vec<Srv>) -> Deployed {
-        Deployed::with(servers, |s| s)
-    }
-
-    /// `edit` changes the settings text before it is written.
-    fn with(servers: Vec<Srv>, edit: impl Fn(String) -> String) -> Deployed {
-        let tg = FakeTelegram::start();
-        let dir = TempDir::new();
-        let settings = dir.join("settings.toml");
-        std::fs::write(&settings, edit(settings_text(&tg, &dir, &servers, "", ""))).unwrap();
-        let log = dir.join("bot.log");
-        Deployed {
-            tg,
-            servers,
-            dir,
-            settings,
-            log,
-        }
-    }
-
-    fn fake(&self, i: usize) -> &FakeTrueConf {
-        &self.servers[i].fake
-    }
-
-    /// Starts the binary and waits for its first poll.
-    #[track_caller]
-    fn start(&self) -> Proc {
-        let polls = self.tg.calls_to("getupdates").len();
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = bin()
-            .arg("--config")
-            .arg(&self.settings)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let proc = Proc { child };
-        let polled = self.tg.wait_count(WAIT, "getupdates", polls + 1).len() > polls;
-        assert!(polled, "the binary did not start polling:\n{}", self.log());
-        proc
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-/// A running binary; killed (SIGKILL) when dropped.
-struct Proc {
-    child: Child,
-}
-
-impl Proc {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// kill -9, and reap it.
-    fn kill9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `VmRSS` (KiB) and `Threads` of a process, from /proc/PID/status.
 fn proc_status(pid: u32) -> (u64, u64) {
