@@ -1,7 +1,9 @@
-//! The participant-list fetchers (`fetch-K` threads, `FetchJob`): one small
-//! pool shared by every server's forgotten search, so that the thread count
-//! stays 2 per server plus a constant however many servers scan at once. A
-//! search hands one job per conference and waits for their answers.
+//! The fetchers (`fetch-K` threads, `FetchJob`): one small pool shared by
+//! every server's forgotten search, so that the thread count stays 2 per
+//! server plus a constant however many servers scan at once. A search hands
+//! one job per conference and waits for their answers. The probers hand
+//! their web/API checks here too, without waiting (`submit`): an HTTPS call
+//! is the deepest stack a prober would touch, kept for its whole life.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -77,6 +79,19 @@ impl FetchPool {
     }
 }
 
+impl FetchPool {
+    /// Runs `job` on a fetcher without waiting for it (on the caller's
+    /// thread when there are no fetchers).
+    pub fn submit(&self, job: FetchJob) {
+        if self.size == 0 {
+            return job();
+        }
+        if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
+            job();
+        }
+    }
+}
+
 fn work(jobs: &Mutex<Receiver<FetchJob>>) {
     loop {
         let job = {
@@ -114,6 +129,20 @@ mod tests {
                 .collect();
             pool.run_all(jobs);
             assert_eq!(count.load(Ordering::SeqCst), 50, "size {size}");
+        }
+    }
+
+    #[test]
+    fn a_submitted_job_runs_on_a_fetcher_and_the_caller_goes_on() {
+        for size in [0, 2] {
+            let pool = FetchPool::start(size, spawn_threads);
+            let (tx, rx) = mpsc::channel();
+            let caller = std::thread::current().id();
+            pool.submit(Box::new(move || {
+                let _ = tx.send(std::thread::current().id());
+            }));
+            let ran_on = rx.recv().unwrap();
+            assert_eq!(ran_on == caller, size == 0, "size {size}");
         }
     }
 

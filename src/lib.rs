@@ -127,8 +127,8 @@ pub fn run(settings: Settings, locales: Locales, shutdown: Shutdown) -> Result<(
         let (probe_tx, probe_rx) = mpsc::channel();
         let (server_tx, server_rx) = mpsc::channel();
         spawn(&format!("probe-{index}"), {
-            let (shared, notify_tx) = (shared.clone(), notify_tx.clone());
-            move || probe::run(shared, index, notify_tx, probe_rx)
+            let (shared, notify_tx, fetch) = (shared.clone(), notify_tx.clone(), fetch.clone());
+            move || probe::run(shared, index, notify_tx, probe_rx, fetch)
         });
         let parts = ServerThread {
             shared: shared.clone(),

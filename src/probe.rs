@@ -8,12 +8,14 @@
 //! silence ends and ends it (`silence::end_in`). Each judgement keeps the
 //! availability history in step (`track`).
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::clock::{Now, Zone, now_unix_ms};
 use crate::config::Server;
+use crate::fetch::FetchPool;
 use crate::history::Kind;
 use crate::http::{Client, ClientSlot, Limits, Trust};
 use crate::locale::Tr;
@@ -138,6 +140,7 @@ pub fn run(
     index: usize,
     notifier: Sender<NotifyCmd>,
     commands: Receiver<ProbeCmd>,
+    fetch: FetchPool,
 ) {
     let settings = &shared.settings;
     let server = &settings.servers[index];
@@ -151,17 +154,17 @@ pub fn run(
         Ok(ProbeCmd::Quit) | Err(RecvTimeoutError::Disconnected) => return,
         Ok(ProbeCmd::Wake) | Err(RecvTimeoutError::Timeout) => {}
     }
-    // The web interface/API check (R9): HTTPS with the server's TLS trust.
     let web_every = settings.monitoring.api_check_every;
-    // Its TLS connection is let go after each check (a minute apart): 100
-    // servers would otherwise hold 10 MB of idle connections.
-    let web_client = ClientSlot::new(&server.trust, limits);
-    let mut web_judge = Judge::default();
+    let web = Arc::new(WebCheck {
+        client: ClientSlot::new(&server.trust, limits),
+        judge: Mutex::new(Judge::default()),
+        busy: AtomicBool::new(false),
+    });
     let mut next_web = Instant::now();
     loop {
         if !shared.store.monitoring(server) {
             judge = Judge::default();
-            web_judge = Judge::default();
+            web.forget();
             unwatched(&shared, server);
             match commands.recv() {
                 Ok(ProbeCmd::Wake) => continue,
@@ -237,13 +240,7 @@ pub fn run(
         if let (Some(every), Ok(())) = (web_every, &result) {
             if Instant::now() >= next_web {
                 next_web = Instant::now() + every;
-                let web = trueconf::web_check(&web_client.client(), server)
-                    .map(|_| ())
-                    .map_err(|p| p.to_string());
-                web_client.release();
-                if step_web(&shared, server, &mut web_judge, &web) {
-                    let _ = notifier.send(NotifyCmd::Wake);
-                }
+                web.start(&shared, index, &fetch, &notifier);
             }
         }
         match commands.recv_timeout(next_wait(&shared, server)) {
@@ -304,6 +301,56 @@ pub fn track(state: &mut ServerState, alert: Option<&Alert>, now: u64) {
             state.history_begin(Kind::Down, since, cause);
         }
         _ => {}
+    }
+}
+
+/// The web interface/API check of one server (R9): HTTPS with the server's
+/// TLS trust, judged like a probe. It runs on a fetcher, not on the prober:
+/// ureq and a TLS handshake are the deepest stack a prober would touch, and
+/// a thread keeps what it touched for its whole life (100 probers: about
+/// 3 MB). Its connection is let go after each check (a minute apart): 100
+/// servers would otherwise hold 10 MB of idle connections.
+struct WebCheck {
+    client: ClientSlot,
+    judge: Mutex<Judge>,
+    /// A check is under way; the next one is not started before it ends.
+    busy: AtomicBool,
+}
+
+impl WebCheck {
+    /// Starts a check of server `index` on a fetcher, unless one is under
+    /// way; the prober does not wait for it.
+    fn start(
+        self: &Arc<Self>,
+        shared: &Arc<Shared>,
+        index: usize,
+        fetch: &FetchPool,
+        notifier: &Sender<NotifyCmd>,
+    ) {
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (check, shared, notifier) = (self.clone(), shared.clone(), notifier.clone());
+        fetch.submit(Box::new(move || {
+            let server = &shared.settings.servers[index];
+            let result = trueconf::web_check(&check.client.client(), server)
+                .map(|_| ())
+                .map_err(|p| p.to_string());
+            check.client.release();
+            let told = {
+                let mut judge = check.judge.lock().unwrap_or_else(|p| p.into_inner());
+                step_web(&shared, server, &mut judge, &result)
+            };
+            check.busy.store(false, Ordering::Release);
+            if told {
+                let _ = notifier.send(NotifyCmd::Wake);
+            }
+        }));
+    }
+
+    /// Monitoring was switched off: the next judgement starts afresh.
+    fn forget(&self) {
+        *self.judge.lock().unwrap_or_else(|p| p.into_inner()) = Judge::default();
     }
 }
 

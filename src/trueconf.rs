@@ -1007,7 +1007,16 @@ pub struct VsStatus {
 /// fixed `200 Ok` with `Connection: close`, no Content-Length and a
 /// `Server: TrueConf Server 5.5.2.10` header; its body ends in `Status:OK`.
 pub fn vsstatus(http: &Client, server: &Server) -> VsStatus {
-    match http.get(&server.status_url(), &[], None) {
+    // An address as given (the usual case) needs no resolver: the plain
+    // client keeps ureq off the prober's stack. A name goes through ureq.
+    let answer = match server.bare_host().parse::<std::net::IpAddr>() {
+        Ok(ip) => {
+            let addr = std::net::SocketAddr::new(ip, server.status_port);
+            http.get_plain(addr, &addr.to_string(), "/vsstatus")
+        }
+        Err(_) => http.get(&server.status_url(), &[], None),
+    };
+    match answer {
         Ok(r) => VsStatus {
             up: if r.is_success() {
                 Ok(())

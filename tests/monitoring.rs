@@ -618,3 +618,36 @@ fn an_alert_held_by_a_telegram_outage_is_delivered_after_a_restart() {
         .unwrap_or_default()
         .contains("\"outbox\"")));
 }
+
+/// A server given by address is probed by the plain client, one given by
+/// name through ureq (whose resolver bounds a hanging DNS lookup): both
+/// judge alike, down and up again.
+#[test]
+fn a_server_given_by_host_name_is_probed_and_judged_like_one_given_by_address() {
+    let named = Deployed::with(vec![Srv::new("Main").monitored(0.05)], |text| {
+        let text = text.replace("ip = \"127.0.0.1:", "ip = \"localhost:");
+        assert!(text.contains("ip = \"localhost:"), "{text}");
+        text + "[monitoring]\nfailures_before_down = 1\n"
+    });
+    let _bot = named.start();
+    let fake = named.fake(0);
+    fake.wait_probe_count(WAIT, 2);
+    fake.set_up(false);
+    let down = wait_until(WAIT, || {
+        named
+            .tg
+            .messages(OP)
+            .iter()
+            .any(|m| m.plain.contains("Main is DOWN") && m.plain.contains("refused"))
+    });
+    assert!(down, "no DOWN alert:\n{}", named.log());
+    fake.set_up(true);
+    let up = wait_until(WAIT, || {
+        named
+            .tg
+            .messages(OP)
+            .iter()
+            .any(|m| m.plain.contains("Main is UP again"))
+    });
+    assert!(up, "no UP alert:\n{}", named.log());
+}

@@ -716,6 +716,37 @@ fn item_8_the_web_interface_gets_its_own_alert_and_recovery_while_vsstatus_is_up
     );
 }
 
+/// The web/API check runs on a fetcher, so a slow web layer never holds the
+/// prober: probes keep their pace while checks wait for their answers (and
+/// only one check of a server is under way at a time).
+#[test]
+fn item_8_a_slow_web_layer_does_not_hold_the_probes() {
+    let bot = Bot::start_with(
+        vec![Srv::new("Main").monitored(0.05)],
+        Setup {
+            tables: "[monitoring]\napi_check_every_seconds = 0.05\n".into(),
+            ..Setup::default()
+        },
+    );
+    let fake = bot.srv(0);
+    let web_checks = |fake: &FakeTrueConf| {
+        requests_to(fake, "/api/v3.3/users")
+            .iter()
+            .filter(|r| r.token.is_none())
+            .count()
+    };
+    assert!(wait_until(WAIT, || web_checks(fake) >= 1));
+    // Every API answer now takes far longer than a check may wait.
+    fake.set_delay(Duration::from_secs(30));
+    let (probes, checks) = (fake.probe_count(), web_checks(fake));
+    assert!(fake.wait_probe_count(WAIT, probes + 20) >= probes + 20);
+    // A prober that made the checks itself would have made one after each
+    // probe, each waiting out its timeout.
+    let more = web_checks(fake) - checks;
+    assert!(more <= 5, "{more} web checks during 20 probes");
+    fake.set_delay(Duration::ZERO);
+}
+
 #[test]
 fn item_8_no_web_alert_while_the_core_is_down_only_after_it_is_up_again() {
     let bot = Bot::start_with(

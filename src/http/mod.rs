@@ -2,6 +2,7 @@
 //! proxy from the environment, TLS per server, error bodies read, and ureq
 //! errors turned into `NetError`s that never carry a URL.
 
+mod plain;
 mod tls;
 
 use std::fmt;
@@ -107,7 +108,7 @@ impl Response {
 #[derive(Clone)]
 pub struct Client {
     agent: Agent,
-    body_limit: u64,
+    limits: Limits,
 }
 
 impl fmt::Debug for Client {
@@ -366,7 +367,7 @@ impl Client {
         };
         Client {
             agent,
-            body_limit: timeouts.body,
+            limits: timeouts,
         }
     }
 
@@ -387,10 +388,27 @@ impl Client {
             if let Some(token) = bearer {
                 request = request.header("Authorization", &format!("Bearer {token}"));
             }
-            finish(request.call(), self.body_limit)
+            finish(request.call(), self.limits.body)
         };
         match attempt() {
             Err(NetError::Unreachable(why)) if why == CLOSED_EARLY || why == RESET => attempt(),
+            other => other,
+        }
+    }
+
+    /// `GET path` over plain HTTP from an IP address, without ureq (see
+    /// `plain`): for the `/vsstatus` probe. `host` is the `Host` header
+    /// (address and port). Tried twice when the connection closes before
+    /// an answer, as `get` is.
+    pub fn get_plain(
+        &self,
+        addr: SocketAddr,
+        host: &str,
+        path: &str,
+    ) -> Result<Response, NetError> {
+        let attempt = || plain::get(addr, host, path, &self.limits);
+        match attempt() {
+            Err(e) if e.is_dropped() => attempt(),
             other => other,
         }
     }
@@ -411,7 +429,7 @@ impl Client {
             request
                 .header("Content-Type", "application/json")
                 .send(&bytes[..]),
-            self.body_limit,
+            self.limits.body,
         )
     }
 
@@ -419,7 +437,7 @@ impl Client {
     pub fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Result<Response, NetError> {
         finish(
             self.agent.post(url).send_form(form.iter().copied()),
-            self.body_limit,
+            self.limits.body,
         )
     }
 
@@ -429,7 +447,7 @@ impl Client {
         for (k, v) in query {
             request = request.query(*k, *v);
         }
-        finish(request.send_empty(), self.body_limit)
+        finish(request.send_empty(), self.limits.body)
     }
 }
 
@@ -486,16 +504,7 @@ fn kind_of(err: &ureq::Error) -> NetError {
                 None => NetError::Tls("handshake failed".into()),
             }
         }
-        ureq::Error::Io(e) => match e.kind() {
-            ErrorKind::TimedOut | ErrorKind::WouldBlock => NetError::Timeout,
-            ErrorKind::ConnectionRefused => NetError::Unreachable("connection refused".into()),
-            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => {
-                NetError::Unreachable(RESET.into())
-            }
-            ErrorKind::UnexpectedEof => NetError::Unreachable(CLOSED_EARLY.into()),
-            ErrorKind::NotFound => NetError::Unreachable("host name not found".into()),
-            _ => NetError::Unreachable(io_reason(e)),
-        },
+        ureq::Error::Io(e) => io_kind(e),
         ureq::Error::Rustls(e) => NetError::Tls(tls_reason(e)),
         ureq::Error::Tls(why) => NetError::Tls((*why).to_string()),
         ureq::Error::Pem(_) => NetError::Tls("bad certificate file".into()),
@@ -511,6 +520,27 @@ fn kind_of(err: &ureq::Error) -> NetError {
         ureq::Error::InvalidProxyUrl => NetError::Other("invalid proxy address".into()),
         _ => NetError::Other("request failed".into()),
     }
+}
+
+/// What a socket error means for the admin.
+fn io_kind(e: &std::io::Error) -> NetError {
+    match e.kind() {
+        ErrorKind::TimedOut | ErrorKind::WouldBlock => NetError::Timeout,
+        ErrorKind::ConnectionRefused => NetError::Unreachable("connection refused".into()),
+        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => {
+            NetError::Unreachable(RESET.into())
+        }
+        ErrorKind::UnexpectedEof => NetError::Unreachable(CLOSED_EARLY.into()),
+        ErrorKind::NotFound => NetError::Unreachable("host name not found".into()),
+        _ => NetError::Unreachable(io_reason(e)),
+    }
+}
+
+/// A socket error of the plain client, logged as ureq's are.
+fn io_error(e: &std::io::Error) -> NetError {
+    let kind = io_kind(e);
+    log::debug!("http: request failed: {kind} ({:?})", e.kind());
+    kind
 }
 
 /// The io error's own text, which names no URL (only the OS reason).
