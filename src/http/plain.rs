@@ -133,7 +133,8 @@ impl Head {
 
 fn parse_head(bytes: &[u8]) -> Result<Head, NetError> {
     let bad = || NetError::Other("not an HTTP answer".into());
-    let text = std::str::from_utf8(bytes).map_err(|_| bad())?;
+    // A header value in another encoding is kept, not refused.
+    let text = String::from_utf8_lossy(bytes);
     let mut lines = text.split("\r\n");
     let status_line = lines.next().ok_or_else(bad)?;
     let mut parts = status_line.splitn(3, ' ');
@@ -236,6 +237,15 @@ mod tests {
         Limits::probe(Duration::from_secs(5), &crate::timing::Timing::default())
     }
 
+    fn read_bytes(bytes: &[u8]) -> Result<Response, NetError> {
+        let mut source = Pieces(vec![bytes.to_vec()]);
+        read_answer(
+            &mut source,
+            Instant::now() + Duration::from_secs(5),
+            &limits(),
+        )
+    }
+
     fn read(pieces: &[&str]) -> Result<Response, NetError> {
         let mut source = Pieces(pieces.iter().map(|p| p.as_bytes().to_vec()).collect());
         read_answer(
@@ -264,6 +274,10 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["server", "connection"]
         );
+
+        // A value in another encoding is kept (as ureq keeps it); no reason phrase.
+        let latin = read_bytes(b"HTTP/1.1 200\r\nServer: Caf\xe9 1.0\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(latin.unwrap().header("server"), Some("Caf\u{fffd} 1.0"));
 
         // Content-Length: what follows it is not read as body.
         let sized =
