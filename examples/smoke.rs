@@ -18,7 +18,6 @@ mod support;
 use std::cell::RefCell;
 use std::fs::File;
 use std::io::Read;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -215,19 +214,13 @@ fn version(target: &Target) -> Result<String, String> {
     }
 }
 
-/// A loopback port nothing listens on (bound, then released).
-fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    listener.local_addr().expect("local address").port()
-}
-
 /// README, Self-test: one ✔/✘ line per check, with the fix; exit code 0
 /// only when every check passes (1 otherwise, SPEC §2); ends within 20 s.
 fn check_unreachable(target: &Target) -> Result<String, String> {
     let tg = FakeTelegram::start();
     tg.set_token(SMOKE_TOKEN);
     let dir = TempDir::new();
-    let (api_port, status_port) = (closed_port(), closed_port());
+    let (api_port, status_port) = (support::refused_port(), support::refused_port());
     let settings = dir.join("settings.toml");
     std::fs::write(
         &settings,

@@ -12,7 +12,7 @@ use crate::support::fake_telegram::{Msg, Reply};
 use crate::support::fake_trueconf::{
     ApiReply, CLIENT_ID, CLIENT_SECRET, Conf, FakeTrueConf, Participant, Req, Tls, session_id_for,
 };
-use crate::support::wait_until;
+use crate::support::{refused_port, wait_until};
 use trueconf_bot::callback::{List, Press, conference_key};
 use trueconf_bot::config::short_key;
 
@@ -93,11 +93,6 @@ fn page_of(msg: &Msg) -> Option<(usize, usize)> {
 }
 
 /// A port on loopback where nothing listens.
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 fn state_json(bot: &Bot) -> serde_json::Value {
     std::fs::read_to_string(bot.dir.join("state/state.json"))
         .ok()
@@ -362,7 +357,7 @@ fn ids_in_api_paths_are_percent_encoded() {
 
 #[test]
 fn a_refused_connection_is_reported_as_unreachable() {
-    let port = closed_port();
+    let port = refused_port();
     let tables = format!(
         "[servers.\"Dead\"]\nip = \"127.0.0.1:{port}\"\nclient_id = \"{CLIENT_ID}\"\n\
          client_secret = \"{CLIENT_SECRET}\"\nssl_certificate = true\nstatus_port = {port}\n"

@@ -155,10 +155,7 @@ fn telegram_unreachable_at_start_says_where_why_that_it_retries_and_what_to_run(
     let dir = TempDir::new();
     let servers = [Srv::new("Main")];
     let text = settings_text(&tg, &dir, &servers, "", "");
-    let refused = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let refused = crate::support::refused_port();
     // Answers the first two connections in plain HTTP at once: TLS fails.
     let plain_http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let plain = plain_http.local_addr().unwrap().to_string();

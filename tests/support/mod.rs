@@ -73,6 +73,27 @@ pub(crate) fn notify_changed() {
     CHANGED.notify_all();
 }
 
+/// A loopback port that refuses connections, and keeps refusing them while
+/// other tests run in parallel: it lies below Linux's range of ports that
+/// `bind(…:0)` hands out (32768–60999), so no fake can be given it, as a
+/// port bound and released could be. Each call gives another port.
+pub fn refused_port() -> u16 {
+    static NEXT: Mutex<u32> = Mutex::new(0);
+    let mut next = lock(&NEXT);
+    loop {
+        // 20000–31999, starting where this process's id points.
+        let port = 20_000 + (std::process::id() % 1000 * 7 + *next) % 12_000;
+        *next = next.wrapping_add(1);
+        let port = port as u16;
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let refused = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
+        if refused {
+            return port;
+        }
+    }
+}
+
 /// Calls `f` until it returns true or `deadline` (from now) has passed; returns
 /// the last result. Between checks it waits on the fakes' change signal, and
 /// re-checks at least every 20 ms for conditions outside the fakes (files the
