@@ -676,11 +676,8 @@ fn check_reports_a_rejected_telegram_token() {
 #[test]
 fn check_reports_a_server_refusing_connections() {
     let setup = CheckSetup::new(vec![Srv::new("Main")]);
-    // A port that was just free: nothing listens there.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // A port nothing listens on.
+    let closed = std::net::SocketAddr::from(([127, 0, 0, 1], crate::support::refused_port()));
     let ip = setup.fake().ip();
     setup.expect_failure(
         |s| s.replace(&format!("ip = \"{ip}\""), &format!("ip = \"{closed}\"")),

@@ -1772,10 +1772,7 @@ fn debug_output_of_settings_and_of_every_error_holds_no_secret() {
         let e = telegram.get_me().unwrap_err();
         shown.push(format!("{e:?} {e}"));
     }
-    let closed = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = SocketAddr::from(([127, 0, 0, 1], crate::support::refused_port()));
     let nowhere = Telegram::new(
         &format!("http://{closed}"),
         &settings.token,
