@@ -56,6 +56,25 @@ fn requests_to(fake: &FakeTrueConf, suffix: &str) -> Vec<Req> {
         .collect()
 }
 
+/// A bot watching one server ("Main"), probed and web-checked every 50 ms.
+fn web_checked_bot() -> Bot {
+    Bot::start_with(
+        vec![Srv::new("Main").monitored(0.05)],
+        Setup {
+            tables: "[monitoring]\napi_check_every_seconds = 0.05\n".into(),
+            ..Setup::default()
+        },
+    )
+}
+
+/// The web/API checks a server was asked so far (`/users` without a token).
+fn web_checks(fake: &FakeTrueConf) -> usize {
+    requests_to(fake, "/api/v3.3/users")
+        .iter()
+        .filter(|r| r.token.is_none())
+        .count()
+}
+
 /// Waits for `n` more call-log reads (one per scan when nobody looks).
 #[track_caller]
 fn wait_scans(fake: &FakeTrueConf, n: usize) {
@@ -665,12 +684,6 @@ fn item_8_the_web_interface_gets_its_own_alert_and_recovery_while_vsstatus_is_up
         },
     );
     let fake = bot.srv(0);
-    let web_checks = |fake: &FakeTrueConf| {
-        requests_to(fake, "/api/v3.3/users")
-            .iter()
-            .filter(|r| r.token.is_none())
-            .count()
-    };
     assert!(wait_until(WAIT, || web_checks(fake) >= 2));
     // PHP is down: the web server answers 502; /vsstatus still says OK.
     fake.set_web_down(Some(502));
@@ -721,20 +734,8 @@ fn item_8_the_web_interface_gets_its_own_alert_and_recovery_while_vsstatus_is_up
 /// only one check of a server is under way at a time).
 #[test]
 fn item_8_a_slow_web_layer_does_not_hold_the_probes() {
-    let bot = Bot::start_with(
-        vec![Srv::new("Main").monitored(0.05)],
-        Setup {
-            tables: "[monitoring]\napi_check_every_seconds = 0.05\n".into(),
-            ..Setup::default()
-        },
-    );
+    let bot = web_checked_bot();
     let fake = bot.srv(0);
-    let web_checks = |fake: &FakeTrueConf| {
-        requests_to(fake, "/api/v3.3/users")
-            .iter()
-            .filter(|r| r.token.is_none())
-            .count()
-    };
     assert!(wait_until(WAIT, || web_checks(fake) >= 1));
     // Every API answer now takes far longer than a check may wait.
     fake.set_delay(Duration::from_secs(30));
@@ -749,13 +750,7 @@ fn item_8_a_slow_web_layer_does_not_hold_the_probes() {
 
 #[test]
 fn item_8_no_web_alert_while_the_core_is_down_only_after_it_is_up_again() {
-    let bot = Bot::start_with(
-        vec![Srv::new("Main").monitored(0.05)],
-        Setup {
-            tables: "[monitoring]\napi_check_every_seconds = 0.05\n".into(),
-            ..Setup::default()
-        },
-    );
+    let bot = web_checked_bot();
     let fake = bot.srv(0);
     // The core answers 503: DOWN. Then the web layer fails too.
     fake.set_status_reply(503);
