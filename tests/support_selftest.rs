@@ -1269,7 +1269,9 @@ fn tc_status_port_up_down_and_status() {
     s.write_all(b"\x00\x01\x02\r\n\r\n").unwrap();
     drop(s);
     assert_eq!(send(&a, "GET", &url, &[], None).unwrap().status, 200);
-    // Going down with a probe held does not block.
+    // Going down with a probe held does not block. (The probe held above
+    // must have been let go first, or it would be the one counted below.)
+    assert!(support::wait_until(WAIT, || fake.held_probes() == 0));
     fake.set_status_hang(true);
     let port = fake.status_port();
     let held = std::thread::spawn(move || {

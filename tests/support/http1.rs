@@ -695,15 +695,18 @@ mod tests {
 
     #[test]
     fn a_held_handler_blocks_only_its_connection_and_stop_is_quick() {
-        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+        // (open, how many requests are held)
+        let gate = Arc::new((Mutex::new((false, 0)), Condvar::new()));
         let g = gate.clone();
         let mut srv = Server::bind(
             "http1-test",
             Arc::new(move |rq: Request| {
                 if rq.path() == "/hold" {
-                    let mut open = lock(&g.0);
-                    while !*open {
-                        open = g.1.wait(open).unwrap_or_else(|e| e.into_inner());
+                    let mut state = lock(&g.0);
+                    state.1 += 1;
+                    g.1.notify_all();
+                    while !state.0 {
+                        state = g.1.wait(state).unwrap_or_else(|e| e.into_inner());
                     }
                 }
                 Some(Response::new(200, "text/plain", "ok"))
@@ -713,6 +716,19 @@ mod tests {
         let held: Vec<_> = (0..12)
             .map(|_| std::thread::spawn(move || exchange(addr, b"GET /hold HTTP/1.1\r\n\r\n")))
             .collect();
+        // All twelve are in the handler before anything else happens.
+        {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut state = lock(&gate.0);
+            while state.1 < 12 && Instant::now() < deadline {
+                state = gate
+                    .1
+                    .wait_timeout(state, Duration::from_millis(100))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            assert_eq!(state.1, 12, "not every request reached the handler");
+        }
         // Idle and half-sent connections too.
         let idle: Vec<TcpStream> = (0..12).map(|_| TcpStream::connect(addr).unwrap()).collect();
         let mut partial = TcpStream::connect(addr).unwrap();
@@ -725,7 +741,7 @@ mod tests {
             let _ = s.read_to_string(&mut out);
             assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
         }
-        *lock(&gate.0) = true;
+        lock(&gate.0).0 = true;
         gate.1.notify_all();
         let t0 = Instant::now();
         srv.stop();
