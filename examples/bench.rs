@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use support::TempDir;
 use support::fake_telegram::{FakeTelegram, Msg, TOKEN};
-use support::fake_trueconf::{CLIENT_ID, CLIENT_SECRET, Conf, FakeTrueConf, Participant, Tls};
+use support::fake_trueconf::{Conf, FakeTrueConf, Participant, Tls};
 
 const OP: i64 = 1001;
 const WAIT: Duration = Duration::from_secs(60);
@@ -363,20 +363,7 @@ impl Lab {
         let dir = TempDir::new();
         let servers: Vec<FakeTrueConf> =
             (0..n).map(|_| FakeTrueConf::start(Tls::CaSigned)).collect();
-        let mut text = format!(
-            "tg-api-token = \"{TOKEN}\"\ntg-users-id = [{OP}]\ntg-api-url = \"{}\"\nstate-dir = \"{}\"\n",
-            tg.base_url(),
-            dir.path().display()
-        );
-        for (i, s) in servers.iter().enumerate() {
-            text.push_str(&format!(
-                "[servers.\"Server {i}\"]\nip = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\n\
-                 ssl_certificate = \"{}\"\nstatus_port = {}\n[servers.\"Server {i}\".server_status]\nstate = true\ntimeout = {interval}\n",
-                s.ip(),
-                s.ca_pem_path().display(),
-                s.status_port()
-            ));
-        }
+        let text = support::lab_settings(&tg, TOKEN, OP, &servers, dir.path(), interval);
         std::fs::write(dir.join("settings.toml"), text).unwrap();
         Lab { tg, servers, dir }
     }

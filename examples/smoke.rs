@@ -108,17 +108,7 @@ impl Target {
             }
         };
         // Nothing from the caller's environment may change what is tested.
-        for var in [
-            "RUST_LOG",
-            "STATE_DIRECTORY",
-            "JOURNAL_STREAM",
-            "HTTPS_PROXY",
-            "HTTP_PROXY",
-            "ALL_PROXY",
-            "https_proxy",
-            "http_proxy",
-            "all_proxy",
-        ] {
+        for var in support::FOREIGN_ENV {
             cmd.env_remove(var);
         }
         cmd.stdin(Stdio::null());
@@ -327,20 +317,7 @@ impl Lab {
         let dir = TempDir::new();
         let servers: Vec<FakeTrueConf> =
             (0..n).map(|_| FakeTrueConf::start(Tls::CaSigned)).collect();
-        let mut text = format!(
-            "tg-api-token = \"{SMOKE_TOKEN}\"\ntg-users-id = [{OP}]\ntg-api-url = \"{}\"\nstate-dir = \"{}\"\n",
-            tg.base_url(),
-            dir.path().display()
-        );
-        for (i, s) in servers.iter().enumerate() {
-            text.push_str(&format!(
-                "[servers.\"Server {i}\"]\nip = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\n\
-                 ssl_certificate = \"{}\"\nstatus_port = {}\n[servers.\"Server {i}\".server_status]\nstate = true\ntimeout = {interval}\n",
-                s.ip(),
-                s.ca_pem_path().display(),
-                s.status_port()
-            ));
-        }
+        let text = support::lab_settings(&tg, SMOKE_TOKEN, OP, &servers, dir.path(), interval);
         std::fs::write(dir.join("settings.toml"), text).expect("write settings.toml");
         Lab { tg, servers, dir }
     }

@@ -396,20 +396,7 @@ impl Drop for Bot {
 /// The real binary, with an environment that cannot change its behaviour.
 pub fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_trueconf-bot"));
-    for var in [
-        "RUST_LOG",
-        "STATE_DIRECTORY",
-        "CREDENTIALS_DIRECTORY",
-        "JOURNAL_STREAM",
-        "HTTPS_PROXY",
-        "HTTP_PROXY",
-        "ALL_PROXY",
-        "https_proxy",
-        "http_proxy",
-        "all_proxy",
-        "NO_PROXY",
-        "no_proxy",
-    ] {
+    for var in crate::support::FOREIGN_ENV {
         cmd.env_remove(var);
     }
     cmd

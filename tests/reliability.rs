@@ -110,15 +110,7 @@ fn assert_no_secret(text: &str, secrets: &[String]) {
 
 /// `VmRSS` (KiB) and `Threads` of a process, from /proc/PID/status.
 fn proc_status(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
-    };
+    let field = |name| crate::support::proc_field(pid, name);
     (field("VmRSS:"), field("Threads:"))
 }
 

@@ -73,6 +73,63 @@ pub(crate) fn notify_changed() {
     CHANGED.notify_all();
 }
 
+/// Environment variables that would change what the bot does (log level,
+/// systemd's directories, proxies): removed from every bot a test starts.
+pub const FOREIGN_ENV: &[&str] = &[
+    "RUST_LOG",
+    "STATE_DIRECTORY",
+    "CREDENTIALS_DIRECTORY",
+    "JOURNAL_STREAM",
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "ALL_PROXY",
+    "https_proxy",
+    "http_proxy",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
+/// A number field of /proc/PID/status (e.g. "VmRSS:" in KiB, "Threads:").
+pub fn proc_field(pid: u32, name: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+}
+
+/// The settings text of the benchmarks and smoke runs: `servers` (fakes with
+/// CA-signed certificates), each monitored every `interval` seconds, one
+/// operator, the state in `state_dir`.
+pub fn lab_settings(
+    tg: &fake_telegram::FakeTelegram,
+    token: &str,
+    operator: i64,
+    servers: &[fake_trueconf::FakeTrueConf],
+    state_dir: &Path,
+    interval: f64,
+) -> String {
+    use fake_trueconf::{CLIENT_ID, CLIENT_SECRET};
+    let mut text = format!(
+        "tg-api-token = \"{token}\"\ntg-users-id = [{operator}]\ntg-api-url = \"{}\"\nstate-dir = \"{}\"\n",
+        tg.base_url(),
+        state_dir.display()
+    );
+    for (i, s) in servers.iter().enumerate() {
+        text.push_str(&format!(
+            "[servers.\"Server {i}\"]\nip = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\n\
+             ssl_certificate = \"{}\"\nstatus_port = {}\n[servers.\"Server {i}\".server_status]\nstate = true\ntimeout = {interval}\n",
+            s.ip(),
+            s.ca_pem_path().display(),
+            s.status_port()
+        ));
+    }
+    text
+}
+
 /// A loopback port that refuses connections, and keeps refusing them while
 /// other tests run in parallel: it lies below Linux's range of ports that
 /// `bind(…:0)` hands out (32768–60999), so no fake can be given it, as a
