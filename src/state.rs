@@ -8,6 +8,8 @@
 //! so that the file written at every change stays small.
 
 use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -22,7 +24,7 @@ use crate::history::{History, Kind};
 use crate::telegram::Keyboard;
 
 /// Health of a server as the monitor last judged it.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
     Up,
@@ -66,6 +68,38 @@ pub struct ServerState {
     /// against until it is changed (`history_mut`).
     #[serde(skip)]
     pub history: Arc<History>,
+}
+
+/// Every field but the history, which a change compares apart (it is
+/// shared with the snapshot until changed, so comparing it is cheap). The
+/// destructuring makes a field added later a compile error here, not a
+/// change that is never written.
+impl Hash for ServerState {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        let ServerState {
+            monitoring,
+            health,
+            since,
+            last_alert,
+            web_health,
+            web_since,
+            web_last_alert,
+            forgotten_alerted,
+            silence,
+            announced,
+            history: _,
+        } = self;
+        monitoring.hash(h);
+        health.hash(h);
+        since.hash(h);
+        last_alert.hash(h);
+        web_health.hash(h);
+        web_since.hash(h);
+        web_last_alert.hash(h);
+        forgotten_alerted.hash(h);
+        silence.hash(h);
+        announced.hash(h);
+    }
 }
 
 impl ServerState {
@@ -133,7 +167,7 @@ impl ServerState {
 }
 
 /// A maintenance silence set by an operator.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Silence {
     /// When it began (unix seconds; also where its span in the history begins).
     pub since: u64,
@@ -145,7 +179,7 @@ pub struct Silence {
 }
 
 /// A pushed message waiting for delivery.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Outgoing {
     /// Unique within the outbox, growing.
     #[serde(default)]
@@ -193,6 +227,8 @@ pub struct Store {
     data: Mutex<Numbered>,
     writer: Mutex<Writer>,
     failing: AtomicBool,
+    /// Where this process's fingerprints start (random).
+    seed: u128,
 }
 
 /// The state, the number of the last change made to it, and of the last
@@ -213,6 +249,64 @@ struct Writer {
     temps: u64,
     /// Writes so far (for `writes`).
     writes: u64,
+}
+
+/// Finds whether an update changed the state, without a copy of it. Every
+/// word fed in goes through `h = (h <<< 29 ^ word) · M`, which is
+/// invertible in `h` and in `word` (M is odd): two states that differ in
+/// one word (a number or a flag changed: the usual change) always give
+/// different fingerprints, and strings are fed with their length, so no two
+/// differ only by padding. Other changes give the same fingerprint only by
+/// chance (about 2^-128, from a random start per process). No allocation; a few ns a
+/// field, where a copy and a comparison took about 90 µs per probe at 100
+/// servers.
+struct Fingerprint(u128);
+
+impl Fingerprint {
+    const M: u128 = 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835;
+
+    fn word(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(29) ^ u128::from(word)).wrapping_mul(Self::M);
+    }
+}
+
+impl Hasher for Fingerprint {
+    fn write(&mut self, bytes: &[u8]) {
+        self.word(bytes.len() as u64);
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.word(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.word(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.word(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.word(n);
+    }
+
+    fn write_i64(&mut self, n: i64) {
+        self.word(n as u64);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.word(n as u64);
+    }
+
+    fn write_isize(&mut self, n: isize) {
+        self.word(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0 as u64 ^ (self.0 >> 64) as u64
+    }
 }
 
 pub const FILE_NAME: &str = "state.json";
@@ -270,6 +364,10 @@ impl Store {
             }),
             writer: Mutex::new(Writer::default()),
             failing: AtomicBool::new(false),
+            seed: {
+                let keys = RandomState::new();
+                u128::from(keys.hash_one(1u8)) << 64 | u128::from(keys.hash_one(2u8))
+            },
         };
         (store, warnings)
     }
@@ -285,19 +383,58 @@ impl Store {
     pub fn update<R>(&self, f: impl FnOnce(&mut StateData) -> R) -> R {
         let (result, change) = {
             let mut guard = self.data.lock().unwrap_or_else(|p| p.into_inner());
-            let before = guard.data.clone();
+            // Held so that no history changed by `f` can be freed and another
+            // allocated at its address: an unchanged address is then an
+            // unchanged history (`history_mut` copies a shared one first).
+            let held: Vec<Arc<History>> = histories(&guard.data)
+                .map(|(_, history)| history.clone())
+                .collect();
+            let before = self.fingerprints(&guard.data);
             let result = f(&mut guard.data);
-            if guard.data == before {
+            let after = self.fingerprints(&guard.data);
+            drop(held);
+            if after == before {
                 return result;
             }
+            let histories_changed = after.1 != before.1;
             guard.change += 1;
-            if !histories(&guard.data).eq(histories(&before)) {
+            if histories_changed {
                 guard.history_change = guard.change;
             }
             (result, guard.change)
         };
         self.write_through(change);
         result
+    }
+
+    /// What a change is found by, instead of a copy of the whole state to
+    /// compare (a copy per probe was most of a probe's own CPU at 100
+    /// servers): a 128-bit `Fingerprint` of every field but the histories,
+    /// and one of which servers have a history and which copy of it each
+    /// has. One pass over the state, no allocation.
+    fn fingerprints(&self, data: &StateData) -> (u128, u128) {
+        let StateData {
+            last_update_id,
+            servers,
+            outbox,
+            languages,
+            moved_chats,
+        } = data;
+        let (mut state, mut histories) = (Fingerprint(self.seed), Fingerprint(self.seed));
+        last_update_id.hash(&mut state);
+        servers.len().hash(&mut state);
+        for (name, server) in servers {
+            name.hash(&mut state);
+            server.hash(&mut state);
+            if !server.history.is_empty() {
+                name.hash(&mut histories);
+                histories.word(Arc::as_ptr(&server.history) as usize as u64);
+            }
+        }
+        outbox.hash(&mut state);
+        languages.hash(&mut state);
+        moved_chats.hash(&mut state);
+        (state.0, histories.0)
     }
 
     /// Changes one server's entry.
@@ -307,8 +444,7 @@ impl Store {
 
     /// Whether monitoring is on for a server (the chat toggle wins over the settings).
     pub fn monitoring(&self, server: &Server) -> bool {
-        self.server(&server.name)
-            .monitoring
+        self.read(|d| d.servers.get(&server.name).and_then(|s| s.monitoring))
             .unwrap_or(server.monitor_at_start)
     }
 
@@ -606,6 +742,119 @@ mod tests {
         assert!(warnings[0].contains("history file"), "{warnings:?}");
         assert!(fresh.server("Main").history.is_empty());
         assert_eq!(fresh.read(|d| d.last_update_id), Some(7));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn every_change_is_written_and_an_update_that_changes_nothing_is_not() {
+        let dir = temp_dir("changes");
+        let (store, _) = Store::open(&dir);
+        type Change = Box<dyn Fn(&mut StateData)>;
+        let server = |f: fn(&mut ServerState)| -> Change {
+            Box::new(move |d: &mut StateData| f(d.servers.entry("Main".into()).or_default()))
+        };
+        let changes: Vec<(&str, Change)> = vec![
+            ("a server entry", server(|_| {})),
+            ("monitoring", server(|s| s.monitoring = Some(false))),
+            ("health", server(|s| s.health = Some(Health::Down))),
+            ("since", server(|s| s.since = Some(1))),
+            ("since by one", server(|s| s.since = Some(2))),
+            ("last_alert", server(|s| s.last_alert = Some(3))),
+            ("web_health", server(|s| s.web_health = Some(Health::Up))),
+            ("web_since", server(|s| s.web_since = Some(4))),
+            ("web_last_alert", server(|s| s.web_last_alert = Some(5))),
+            (
+                "forgotten",
+                server(|s| {
+                    s.forgotten_alerted.insert("c".into(), 6);
+                }),
+            ),
+            (
+                "forgotten time",
+                server(|s| {
+                    s.forgotten_alerted.insert("c".into(), 7);
+                }),
+            ),
+            (
+                "forgotten key",
+                server(|s| {
+                    s.forgotten_alerted.remove("c");
+                    s.forgotten_alerted.insert("d".into(), 7);
+                }),
+            ),
+            ("announced", server(|s| s.announced = Some(Health::Down))),
+            (
+                "silence",
+                server(|s| {
+                    s.silence = Some(Silence {
+                        since: 8,
+                        until_ms: 9,
+                        by_id: 10,
+                        by: "Ann".into(),
+                    })
+                }),
+            ),
+            (
+                "silence by",
+                server(|s| s.silence.as_mut().unwrap().by = "Anna".into()),
+            ),
+            ("history", server(|s| s.history_know_from(11))),
+            ("last_update_id", Box::new(|d| d.last_update_id = Some(12))),
+            (
+                "languages",
+                Box::new(|d| drop(d.languages.insert(13, "de".into()))),
+            ),
+            (
+                "language",
+                Box::new(|d| drop(d.languages.insert(13, "ru".into()))),
+            ),
+            (
+                "moved_chats",
+                Box::new(|d| {
+                    d.moved_chats.insert(-14, -15);
+                }),
+            ),
+            (
+                "outbox",
+                Box::new(|d| {
+                    d.outbox.truncate(0);
+                    d.outbox.push(Outgoing {
+                        id: 1,
+                        chat_id: 16,
+                        thread: None,
+                        text: "x".into(),
+                        keyboard: None,
+                    })
+                }),
+            ),
+            ("outbox text", Box::new(|d| d.outbox[0].text = "xy".into())),
+            ("outbox thread", Box::new(|d| d.outbox[0].thread = Some(17))),
+            ("outbox sent", Box::new(|d| drop(d.outbox.pop()))),
+        ];
+        for (what, change) in &changes {
+            let writes = store.writes();
+            store.update(|d| change(d));
+            assert_eq!(store.writes(), writes + 1, "{what} was not written");
+            let on_disk: StateData =
+                serde_json::from_str(&std::fs::read_to_string(dir.join(FILE_NAME)).unwrap())
+                    .unwrap();
+            let in_memory = store.read(|d| {
+                let mut d = d.clone();
+                d.servers
+                    .values_mut()
+                    .for_each(|s| s.history = Arc::default());
+                d
+            });
+            assert_eq!(on_disk, in_memory, "{what}");
+            // The same change again changes nothing: nothing is written.
+            store.update(|d| change(d));
+            // Nor is a change undone within the same update.
+            store.update_server("Main", |s| {
+                let since = s.since.take();
+                s.since = since;
+            });
+            assert_eq!(store.writes(), writes + 1, "{what} written twice");
+        }
         std::fs::remove_dir_all(&dir).ok();
     }
 
