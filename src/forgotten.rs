@@ -27,6 +27,21 @@ const FLOOD: usize = 3;
 /// whether a forgotten conference is being recorded (item 12).
 const RECORDING_READS: usize = 16;
 
+/// Up to this many participant lists of a scheduled scan are read one after
+/// another over the scan's own connection. Read in parallel, each would
+/// open a connection of its own with a TLS handshake (most of a scan's CPU),
+/// and nobody waits for a scheduled scan.
+const ONE_BY_ONE: usize = 4;
+
+/// Whether someone waits for a search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// A screen: every participant list at once, on the fetchers.
+    Waited,
+    /// A scheduled scan: a few one by one (`ONE_BY_ONE`), more on the fetchers.
+    Background,
+}
+
 /// A running conference that looks forgotten, or whose participants could
 /// not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,9 +95,9 @@ pub fn judge(present: &[Participant]) -> Option<Rule> {
 /// with a conference id are asked whether they are being recorded (at most
 /// `RECORDING_READS` of them), except the sessions in `known` (a scan knows
 /// the ones it pushed already: it needs no recording for them). The
-/// requests run on the shared fetchers.
+/// requests run on the shared fetchers, or as `pace` says.
 pub fn find(
-    pool: &FetchPool,
+    (pool, pace): (&FetchPool, Pace),
     client: &Arc<TrueConf>,
     calls: Vec<Call>,
     threshold: Duration,
@@ -130,7 +145,11 @@ pub fn find(
             }) as FetchJob
         })
         .collect();
-    pool.run_all(jobs);
+    if pace == Pace::Background && jobs.len() <= ONE_BY_ONE {
+        jobs.into_iter().for_each(|job| job());
+    } else {
+        pool.run_all(jobs);
+    }
     let verdicts = verdicts.lock().unwrap_or_else(|p| p.into_inner()).clone();
     old.into_iter()
         .zip(verdicts)
@@ -242,7 +261,13 @@ pub fn scan(
         }
     };
     let alerted = shared.store.server(&server.name).forgotten_alerted;
-    let found = find(pool, client, calls, settings.forgotten.after, &alerted);
+    let found = find(
+        (pool, Pace::Background),
+        client,
+        calls,
+        settings.forgotten.after,
+        &alerted,
+    );
     let now = Now::read();
     let grace = settings.forgotten.auto_stop_after;
     let rules = &settings.forgotten.auto_stop_rules;

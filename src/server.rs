@@ -360,8 +360,8 @@ impl Here<'_> {
         match self.client.running_conferences() {
             Ok(calls) => {
                 let none = Default::default();
-                let found =
-                    forgotten::find(&self.parts.fetch, &self.client, calls, threshold, &none);
+                let pool = (&self.parts.fetch, forgotten::Pace::Waited);
+                let found = forgotten::find(pool, &self.client, calls, threshold, &none);
                 let entries: Vec<Entry> = found.iter().map(forgotten::Found::entry).collect();
                 let list = screen::ForgottenList {
                     entries: &entries,

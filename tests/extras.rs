@@ -152,6 +152,41 @@ fn a_forgotten_conference_is_pushed_to_operators_once_and_again_after_it_recover
 }
 
 #[test]
+fn a_scheduled_scan_reads_a_few_participant_lists_over_its_one_connection() {
+    // No web/API check: only the scans talk to the API port.
+    let bot = Bot::start_with(
+        vec![Srv::new("Main")],
+        scanning("[monitoring]\napi_check_every_seconds = 0"),
+    );
+    let fake = bot.srv(0);
+    fake.set_conferences(
+        ["alpha", "beta", "gamma"]
+            .iter()
+            .map(|c| Conf::running(c, 7200))
+            .collect(),
+    );
+    wait_scans(fake, 4);
+    // Read in this order, the handshakes may include the next scan's.
+    let (done, handshakes) = (scans(fake), fake.tls_handshakes());
+    let lists = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/participants"))
+        .count();
+    assert!(
+        lists >= 3 * (done - 1),
+        "{lists} participant lists in {done} scans"
+    );
+    // Each scan: one handshake for its call log and its three lists (in
+    // parallel, each list would need a connection of its own).
+    assert!(
+        handshakes <= done + 1,
+        "{handshakes} TLS handshakes for {done} scans"
+    );
+    expect_pushes(&bot, OP, &["alpha", "beta", "gamma"]);
+}
+
+#[test]
 fn a_pushed_forgotten_conference_is_not_pushed_again_after_a_restart() {
     let mut bot = Bot::start_with(vec![Srv::new("Main")], scanning(""));
     bot.srv(0)

@@ -293,6 +293,8 @@ struct State {
     /// with an HTML page, while /vsstatus still answers (R9).
     web_down: Option<u16>,
     requests: Vec<Req>,
+    /// TLS handshakes completed on the API port.
+    handshakes: usize,
     stops: Vec<String>,
     probes: usize,
     status_reply: Option<u16>,
@@ -377,6 +379,7 @@ impl FakeTrueConf {
                 status_server: Some(PRODUCT.to_string()),
                 web_down: None,
                 requests: Vec::new(),
+                handshakes: 0,
                 stops: Vec::new(),
                 probes: 0,
                 status_reply: None,
@@ -396,10 +399,16 @@ impl FakeTrueConf {
                 TcpListener::bind("127.0.0.1:0").expect("fake TrueConf: cannot bind 127.0.0.1:0");
             let wrap: Option<Arc<http1::Wrap>> = match tls {
                 Tls::Plain => None,
-                Tls::CaSigned => Some(tls_wrap(certs.leaf_der.clone(), certs.leaf_key.clone_key())),
-                Tls::SelfSigned => {
-                    Some(tls_wrap(certs.self_der.clone(), certs.self_key.clone_key()))
-                }
+                Tls::CaSigned => Some(tls_wrap(
+                    &shared,
+                    certs.leaf_der.clone(),
+                    certs.leaf_key.clone_key(),
+                )),
+                Tls::SelfSigned => Some(tls_wrap(
+                    &shared,
+                    certs.self_der.clone(),
+                    certs.self_key.clone_key(),
+                )),
             };
             http1::Server::start(listener, "fake-trueconf-api", wrap, handler)
         };
@@ -718,6 +727,11 @@ impl FakeTrueConf {
     }
 
     /// Decoded conference ids of every authenticated POST .../conferences/{id}/stop.
+    /// How many TLS connections the API port has accepted (one handshake each).
+    pub fn tls_handshakes(&self) -> usize {
+        lock(&self.shared.state).handshakes
+    }
+
     pub fn stop_requests(&self) -> Vec<String> {
         lock(&self.shared.state).stops.clone()
     }
@@ -881,8 +895,13 @@ fn server_config(
 // reads and writes through it.
 
 /// Makes the TLS transport of each accepted API connection.
-fn tls_wrap(cert: CertificateDer<'static>, key: PrivateKeyDer<'static>) -> Arc<http1::Wrap> {
+fn tls_wrap(
+    shared: &Arc<Shared>,
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+) -> Arc<http1::Wrap> {
     let config = server_config(cert, key);
+    let shared = shared.clone();
     Arc::new(move |tcp: TcpStream| {
         let mut conn = rustls::ServerConnection::new(config.clone()).ok()?;
         // The handshake is bounded in time; a client hanging up mid-way ends it.
@@ -893,6 +912,7 @@ fn tls_wrap(cert: CertificateDer<'static>, key: PrivateKeyDer<'static>) -> Arc<h
                 Ok(_) => {}
             }
         }
+        lock(&shared.state).handshakes += 1;
         Some(Box::new(TlsStream { conn, tcp }) as Box<dyn http1::Transport>)
     })
 }
