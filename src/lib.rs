@@ -48,6 +48,7 @@ use crate::server::{PressLog, ServerJob, ServerThread};
 use crate::shared::Shared;
 use crate::state::Store;
 use crate::telegram::Telegram;
+use crate::trueconf::TrueConf;
 
 /// Runs the bot until `shutdown` is triggered. Fails only at start, when
 /// another bot uses the same state dir (exit 1) or Telegram rejects the bot
@@ -126,9 +127,17 @@ pub fn run(settings: Settings, locales: Locales, shutdown: Shutdown) -> Result<(
     for index in 0..settings.servers.len() {
         let (probe_tx, probe_rx) = mpsc::channel();
         let (server_tx, server_rx) = mpsc::channel();
+        // The server's API client (its token, its connections), shared by
+        // its server thread and its prober (whose web/API check counts what
+        // the client's requests showed).
+        let client = Arc::new(TrueConf::new(&settings.servers[index], &timing));
         spawn(&format!("probe-{index}"), {
-            let (shared, notify_tx, fetch) = (shared.clone(), notify_tx.clone(), fetch.clone());
-            move || probe::run(shared, index, notify_tx, probe_rx, fetch)
+            let (shared, notify_tx) = (shared.clone(), notify_tx.clone());
+            let work = probe::Helpers {
+                fetch: fetch.clone(),
+                api: client.clone(),
+            };
+            move || probe::run(shared, index, notify_tx, probe_rx, work)
         });
         let parts = ServerThread {
             shared: shared.clone(),
@@ -139,6 +148,7 @@ pub fn run(settings: Settings, locales: Locales, shutdown: Shutdown) -> Result<(
             notify: notify_tx.clone(),
             status: status.clone(),
             fetch: fetch.clone(),
+            client,
         };
         spawn(&format!("server-{index}"), move || {
             server::run(parts, server_rx)

@@ -24,7 +24,7 @@ use crate::screen;
 use crate::shared::Shared;
 use crate::silence;
 use crate::state::{Health, ServerState};
-use crate::trueconf::{self, probe_status};
+use crate::trueconf::{self, TrueConf, probe_status};
 
 /// A command for a prober.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,13 +134,22 @@ impl Judge {
     }
 }
 
+/// What a prober's web/API check works with.
+pub struct Helpers {
+    /// The fetchers the check runs on.
+    pub fetch: FetchPool,
+    /// The server's API client: when its requests got answers lately, the
+    /// check needs no request of its own.
+    pub api: Arc<TrueConf>,
+}
+
 /// The prober of server `index`.
 pub fn run(
     shared: Arc<Shared>,
     index: usize,
     notifier: Sender<NotifyCmd>,
     commands: Receiver<ProbeCmd>,
-    fetch: FetchPool,
+    helpers: Helpers,
 ) {
     let settings = &shared.settings;
     let server = &settings.servers[index];
@@ -240,7 +249,7 @@ pub fn run(
         if let (Some(every), Ok(())) = (web_every, &result) {
             if Instant::now() >= next_web {
                 next_web = Instant::now() + every;
-                web.start(&shared, index, &fetch, &notifier);
+                web.start(&shared, index, (&helpers, every), &notifier);
             }
         }
         match commands.recv_timeout(next_wait(&shared, server)) {
@@ -319,23 +328,33 @@ struct WebCheck {
 
 impl WebCheck {
     /// Starts a check of server `index` on a fetcher, unless one is under
-    /// way; the prober does not wait for it.
+    /// way; the prober does not wait for it. When the server's API answered
+    /// a scan or a screen within the last `every`, that answer is the check.
     fn start(
         self: &Arc<Self>,
         shared: &Arc<Shared>,
         index: usize,
-        fetch: &FetchPool,
+        (helpers, every): (&Helpers, Duration),
         notifier: &Sender<NotifyCmd>,
     ) {
         if self.busy.swap(true, Ordering::AcqRel) {
             return;
         }
         let (check, shared, notifier) = (self.clone(), shared.clone(), notifier.clone());
-        fetch.submit(Box::new(move || {
+        let api = helpers.api.clone();
+        helpers.fetch.submit(Box::new(move || {
             let server = &shared.settings.servers[index];
-            let result = trueconf::web_check(&check.client.client(), server)
-                .map(|_| ())
-                .map_err(|p| p.to_string());
+            let result = if api.answered_within(every) {
+                log::debug!(
+                    "server '{}': web/API check: the API answered lately",
+                    server.name
+                );
+                Ok(())
+            } else {
+                trueconf::web_check(&check.client.client(), server)
+                    .map(|_| ())
+                    .map_err(|p| p.to_string())
+            };
             check.client.release();
             let told = {
                 let mut judge = check.judge.lock().unwrap_or_else(|p| p.into_inner());

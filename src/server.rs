@@ -113,6 +113,8 @@ pub struct ServerThread {
     pub status: Client,
     /// The shared participant-list fetchers.
     pub fetch: FetchPool,
+    /// The server's API client.
+    pub client: Arc<TrueConf>,
 }
 
 /// The loop of server `index`.
@@ -120,7 +122,7 @@ pub fn run(parts: ServerThread, jobs: Receiver<ServerJob>) {
     let shared = parts.shared.clone();
     let server = &shared.settings.servers[parts.index];
     let here = Here {
-        client: Arc::new(TrueConf::new(server, &shared.settings.timing)),
+        client: parts.client.clone(),
         server,
         parts: &parts,
     };

@@ -289,6 +289,9 @@ pub struct TrueConf {
     fixed: Option<Secret>,
     token: Mutex<TokenCache>,
     learned: Mutex<Learned>,
+    /// When the web layer last gave an answer below 500 to an API or token
+    /// request: what a web/API check would find out (see `answered_within`).
+    answered: Mutex<Option<Instant>>,
 }
 
 impl fmt::Debug for TrueConf {
@@ -331,12 +334,29 @@ impl TrueConf {
             fixed: server.access_token.clone(),
             token: Mutex::new(TokenCache::default()),
             learned: Mutex::new(Learned::default()),
+            answered: Mutex::new(None),
         }
     }
 
     /// Lets the kept connections go: a piece of work (a screen, a scan) is done.
     pub fn release_connections(&self) {
         self.http.release();
+    }
+
+    /// Whether the web layer answered an API or token request of this
+    /// client (any status below 500) within `window`: a scan or a screen
+    /// then proved what a web/API check (R9) would, and the prober's check
+    /// can do without a connection and a TLS handshake of its own.
+    pub fn answered_within(&self, window: Duration) -> bool {
+        let answered = *self.answered.lock().unwrap_or_else(|p| p.into_inner());
+        answered.is_some_and(|at| at.elapsed() < window)
+    }
+
+    /// Notes an answer of the web layer (see `answered_within`).
+    fn note_answer(&self, response: &Response) {
+        if response.status < 500 {
+            *self.answered.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        }
     }
 
     fn learned(&self) -> std::sync::MutexGuard<'_, Learned> {
@@ -413,6 +433,7 @@ impl TrueConf {
             response.status,
             started.elapsed().as_millis()
         );
+        self.note_answer(&response);
         Ok(response)
     }
 
@@ -504,6 +525,7 @@ impl TrueConf {
                 response.status,
                 started.elapsed().as_millis()
             );
+            self.note_answer(&response);
             if !token_invalid(&response) {
                 return Ok(response);
             }

@@ -775,6 +775,39 @@ fn item_8_no_web_alert_while_the_core_is_down_only_after_it_is_up_again() {
     );
 }
 
+/// A scan (or a screen) whose API requests got answers proved what a
+/// web/API check would: the check makes no request of its own then. A scan
+/// the web layer fails proves nothing, and the checks find it out.
+#[test]
+fn item_8_answers_to_scans_count_as_web_checks_and_failed_ones_do_not() {
+    let bot = Bot::start_with(
+        vec![Srv::new("Main").monitored(0.05)],
+        Setup {
+            // Scans every 0.3 s, checks every 0.6 s.
+            tables: "[monitoring]\napi_check_every_seconds = 0.6\n\
+                     [forgotten]\nafter_minutes = 1\nscan_every_minutes = 0.005\n"
+                .into(),
+            ..Setup::default()
+        },
+    );
+    let fake = bot.srv(0);
+    wait_scans(fake, 8);
+    // The check at the start comes before the first scan; after it, none.
+    assert!(web_checks(fake) <= 1, "{} web checks", web_checks(fake));
+    fake.set_web_down(Some(502));
+    let alert = bot.wait(OP, |m| {
+        m.plain
+            .starts_with("⚠️ The web interface/API of Main does not answer since ")
+    });
+    assert!(alert.plain.ends_with("(HTTP 502)."), "{}", alert.plain);
+    assert!(web_checks(fake) >= 2, "{} web checks", web_checks(fake));
+    fake.set_web_down(None);
+    bot.wait(OP, |m| {
+        m.plain
+            .starts_with("🟢 The web interface/API of Main answers again since ")
+    });
+}
+
 #[test]
 fn item_8_api_check_every_seconds_0_switches_the_web_check_off() {
     let bot = Bot::start_with(
