@@ -49,7 +49,7 @@ pub enum Alert {
 /// (wall seconds). The monotonic readings of the marks this process made
 /// are kept beside it, so that a wall clock that jumps neither repeats
 /// nor silences reminders nor shows "down for 0 s" (`Now::since`).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Judge {
     failures: u32,
     /// The first failure of the current run: wall seconds, monotonic ms.
@@ -188,16 +188,8 @@ pub fn run(
         let clock = Now::read();
         let now_ms = clock.wall_ms;
         let now = clock.wall();
-        // The judgement, its history and its alerts are written in one store
-        // update, so that a restart can neither repeat the judgement nor lose
-        // the alert.
-        let (alert, told) = shared.store.update(|d| {
-            let state = d.servers.entry(server.name.clone()).or_default();
-            // Switched off while this probe was under way: the switch cleared
-            // the judgement, and a late result must neither restore it nor alert.
-            if !state.monitoring.unwrap_or(server.monitor_at_start) {
-                return (None, false);
-            }
+        // The judgement of the server's entry, without telling anyone.
+        let judged = |state: &mut ServerState, judge: &mut Judge| {
             state.history_end(Kind::Off, now);
             let alert = judge.step(
                 state,
@@ -207,24 +199,57 @@ pub fn run(
                 monitoring.remind_every,
             );
             track(state, alert.as_ref(), now);
-            let quiet = state.silenced(now_ms);
-            let ran_out = state.silence.is_some() && !quiet;
-            let mut told = false;
-            if let Some(alert) = alert.as_ref().filter(|_| !quiet) {
-                let down = !matches!(alert, Alert::Up { .. });
-                state.announced = Some(if down { Health::Down } else { Health::Up });
-                silence::alert_everyone(&shared, server, d, down, |tr| {
-                    alert_text(tr, &settings.timezone, server, alert)
-                });
-                told = true;
+            alert
+        };
+        // Most probes change nothing (a server that is up stays up): tried
+        // on a copy of the server's entry first, they need no update of the
+        // whole state (which compares all of it: O(servers) per probe).
+        let unchanged = shared.store.read(|d| {
+            let state = d.servers.get(&server.name)?;
+            let mut trial = judge.clone();
+            if !state.monitoring.unwrap_or(server.monitor_at_start) {
+                return Some(trial);
             }
-            // After the alert (if any): the end of the silence then finds
-            // nothing new to tell, and says nothing twice.
-            if ran_out {
-                told |= silence::end_in(&shared, server, d, now_ms);
-            }
-            (alert.map(|a| (a, quiet)), told)
+            let mut copy = state.clone();
+            let alert = judged(&mut copy, &mut trial);
+            let ran_out = copy.silence.is_some() && !copy.silenced(now_ms);
+            (alert.is_none() && !ran_out && copy == *state).then_some(trial)
         });
+        // Else the judgement, its history and its alerts are written in one
+        // store update, so that a restart can neither repeat the judgement
+        // nor lose the alert.
+        let (alert, told) = match unchanged {
+            Some(trial) => {
+                judge = trial;
+                (None, false)
+            }
+            None => shared.store.update(|d| {
+                let state = d.servers.entry(server.name.clone()).or_default();
+                // Switched off while this probe was under way: the switch cleared
+                // the judgement, and a late result must neither restore it nor alert.
+                if !state.monitoring.unwrap_or(server.monitor_at_start) {
+                    return (None, false);
+                }
+                let alert = judged(state, &mut judge);
+                let quiet = state.silenced(now_ms);
+                let ran_out = state.silence.is_some() && !quiet;
+                let mut told = false;
+                if let Some(alert) = alert.as_ref().filter(|_| !quiet) {
+                    let down = !matches!(alert, Alert::Up { .. });
+                    state.announced = Some(if down { Health::Down } else { Health::Up });
+                    silence::alert_everyone(&shared, server, d, down, |tr| {
+                        alert_text(tr, &settings.timezone, server, alert)
+                    });
+                    told = true;
+                }
+                // After the alert (if any): the end of the silence then finds
+                // nothing new to tell, and says nothing twice.
+                if ran_out {
+                    told |= silence::end_in(&shared, server, d, now_ms);
+                }
+                (alert.map(|a| (a, quiet)), told)
+            }),
+        };
         if let Some((alert, quiet)) = alert {
             let held = if quiet { " (silenced: no alert)" } else { "" };
             match &alert {
