@@ -240,9 +240,10 @@ fn main() {
 /// new to find, which is how a bot sits for months (idle). Threads are
 /// sampled every 5 ms throughout; memory is read at the end.
 ///
-/// For attributing the CPU: BENCH_SCALE_WEB=0 switches the web/API checks
-/// off, BENCH_SCALE_SCANS=0 the scans, BENCH_SCALE_WINDOW=SECONDS shortens
-/// the windows (fewer servers scan in them then).
+/// For attributing the CPU: BENCH_SCALE_WEB=SECONDS sets the web/API check
+/// interval (0: off), BENCH_SCALE_SCANS=MINUTES the scan interval (0: off),
+/// BENCH_SCALE_PROBE=SECONDS the probe interval, BENCH_SCALE_WINDOW=SECONDS
+/// the windows (each should hold a whole scan interval).
 fn scale(bin: &Path, rows: &mut Vec<Row>) {
     let n = 100;
     let knob = |name: &str, default: f64| {
@@ -251,14 +252,15 @@ fn scale(bin: &Path, rows: &mut Vec<Row>) {
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(default)
     };
-    let lab = Lab::new(n, 15.0);
+    let probe = knob("BENCH_SCALE_PROBE", 15.0);
+    let lab = Lab::new(n, probe);
     let (web, scans) = (
         knob("BENCH_SCALE_WEB", 60.0),
-        knob("BENCH_SCALE_SCANS", 1.0),
+        knob("BENCH_SCALE_SCANS", 2.0),
     );
     lab.append(&format!("[monitoring]\napi_check_every_seconds = {web}\n"));
     if scans > 0.0 {
-        lab.scan_every(2.0);
+        lab.scan_every(scans);
     }
     let confs = knob("BENCH_SCALE_CONFS", 2.0) as usize;
     for s in &lab.servers {
@@ -316,14 +318,19 @@ fn scale(bin: &Path, rows: &mut Vec<Row>) {
         println!("VmRSS {rss} KiB = RssAnon {anon} + RssFile {file}");
         println!("threads at the peak: {at_peak}");
     }
-    let what = match (web > 0.0, scans > 0.0) {
-        (true, true) => {
-            format!("probes every 15 s, web/API checks every {web} s, scans every 2 min")
+    let what = format!(
+        "probes every {probe} s, {}, {}",
+        if web > 0.0 {
+            format!("web/API checks every {web} s")
+        } else {
+            "no web/API checks".to_string()
+        },
+        if scans > 0.0 {
+            format!("scans every {scans} min")
+        } else {
+            "no scans".to_string()
         }
-        (true, false) => format!("probes every 15 s, web/API checks every {web} s, no scans"),
-        (false, true) => "probes every 15 s, no web/API checks, scans every 2 min".to_string(),
-        (false, false) => "probes every 15 s only".to_string(),
-    };
+    );
     rows.push(row(
         "scale: 100 servers, monitoring + scans on: peak threads",
         format!("{peak_threads}"),
@@ -337,11 +344,17 @@ fn scale(bin: &Path, rows: &mut Vec<Row>) {
         rss as f64 * 1024.0 <= 12.0 * 1_000_000.0,
     ));
     rows.push(info(
-        &format!("scale: 100 servers, {what}: CPU, discovery (first 150 s)"),
+        &format!(
+            "scale: 100 servers, {what}: CPU, discovery (first {} s)",
+            window.as_secs()
+        ),
         format!("{:.3} ms/s", cpu[0]),
     ));
     rows.push(row(
-        &format!("scale: 100 servers, {what}: CPU, idle (next 150 s)"),
+        &format!(
+            "scale: 100 servers, {what}: CPU, idle (next {} s)",
+            window.as_secs()
+        ),
         format!("{:.3} ms/s", cpu[1]),
         "≤ 2 ms/s",
         cpu[1] <= 2.0,
