@@ -15,13 +15,19 @@ fn alerts(bot: &Bot, chat: i64) -> Vec<String> {
     alert_texts(bot, chat).iter().map(|t| kind(t)).collect()
 }
 
-/// The full texts of every alert a chat received (messages without buttons,
-/// as screens always have some, or DOWN alerts with their silence buttons).
+/// The full texts of every alert a chat received: messages without buttons
+/// (screens always have some) or with only silence buttons (a DOWN alert's,
+/// also when an UP before it was merged into the same message).
 fn alert_texts(bot: &Bot, chat: i64) -> Vec<String> {
     bot.tg
         .messages(chat)
         .iter()
-        .filter(|m| m.buttons.is_empty() || m.plain.starts_with("🔴 "))
+        .filter(|m| {
+            m.buttons
+                .iter()
+                .flatten()
+                .all(|(_, data)| data.starts_with("z:"))
+        })
         .flat_map(|m| {
             m.plain
                 .split("\n\n")
