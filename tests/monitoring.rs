@@ -419,6 +419,37 @@ fn a_429_from_telegram_is_waited_out_as_told() {
 }
 
 #[test]
+fn an_up_and_the_down_after_it_held_back_by_telegram_arrive_as_one_message() {
+    let bot = Bot::start(vec![Srv::new("Main").monitored(0.05)]);
+    wait_health(&bot, "Main", "up");
+    let fake = bot.srv(0);
+    fake.set_up(false);
+    expect_alerts_everywhere(&bot, &["DOWN Main"]);
+    // Every chat's UP is refused with a 429 for a second; the server is down
+    // again before anyone may be tried: both alerts wait in the outbox.
+    for _ in [OP, OP2, VIEWER] {
+        bot.tg.script("sendMessage", Reply::too_many_requests(1));
+    }
+    fake.set_up(true);
+    wait_health(&bot, "Main", "up");
+    assert_eq!(bot.tg.wait_count(WAIT, "sendMessage", 6).len(), 6);
+    fake.set_up(false);
+    wait_health(&bot, "Main", "down");
+    expect_alerts_everywhere(&bot, &["DOWN Main", "UP Main", "DOWN Main"]);
+    for chat in [OP, OP2, VIEWER] {
+        let merged = bot.tg.last_message(chat).unwrap();
+        assert!(
+            merged.plain.starts_with("🟢 Main is UP again")
+                && merged.plain.contains("\n\n🔴 Main is DOWN"),
+            "{}",
+            merged.plain
+        );
+        // The DOWN's silence buttons come along, except in the viewer's chat.
+        assert_eq!(merged.buttons.is_empty(), chat == VIEWER, "{merged:?}");
+    }
+}
+
+#[test]
 fn two_servers_down_at_once_both_reach_every_admin() {
     let bot = Bot::start(vec![
         Srv::new("Alpha").monitored(0.05),
