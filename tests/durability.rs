@@ -610,25 +610,29 @@ fn weeks_in_compressed_time_keep_memory_fds_threads_and_state_flat() {
     let (_, fds_last) = span(&last, |s| s.fds);
     assert!(fds_last <= fds_first + 8, "file descriptors grew: {report}");
     // The outbox holds what the pacing (1 message a second a chat) and the
-    // backoffs after faults have not sent yet, so it swings with the
-    // flapping; compared by its mean. A message never removed would climb
-    // to the cap of 50 a chat and stay there. state.json is mostly the
-    // outbox (the marks of running conferences are a few lines).
-    let mean = |part: &[Sample], figure: fn(&Sample) -> u64| {
-        part.iter().map(figure).sum::<u64>() / part.len() as u64
-    };
-    let (outbox_first, outbox_last) = (mean(&first, |s| s.outbox), mean(&last, |s| s.outbox));
+    // backoffs after faults have not sent yet, so during the run it swings
+    // with the flapping and with how busy the machine is. What must hold:
+    // once the flapping and the faults stop, it drains; a message that is
+    // never removed would stay (and hold its chat's later ones behind it).
+    let drained = wait_until(Duration::from_secs(30), || {
+        sample(pid, &state_dir, elapsed).outbox == 0
+    });
+    let after = sample(pid, &state_dir, elapsed);
     assert!(
-        outbox_last <= outbox_first + outbox_first / 2 + 5,
-        "the outbox grew (means {outbox_first} → {outbox_last}): {report}"
+        drained,
+        "the outbox did not drain after the run ({} left): {report}\n{}",
+        after.outbox,
+        d.log()
     );
-    let (state_first, state_last) = (
-        mean(&first, |s| s.state_bytes),
-        mean(&last, |s| s.state_bytes),
-    );
+    // state.json is mostly the outbox; without it, it is the servers'
+    // entries and the marks of running conferences: a few lines, whatever
+    // the length of the run. One mark or moved chat per scan or per press
+    // would add tens of kilobytes.
+    let (state_low, _) = span(&first, |s| s.state_bytes);
     assert!(
-        state_last <= state_first + state_first / 2 + 4096,
-        "state.json grew (means {state_first} → {state_last} B): {report}"
+        after.state_bytes <= state_low + 4096,
+        "state.json grew ({state_low} B at the start, {} B after the run, its outbox empty): {report}",
+        after.state_bytes
     );
     assert!(!d.log().contains("internal error"), "{}", d.log());
 }
