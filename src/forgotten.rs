@@ -30,7 +30,8 @@ const RECORDING_READS: usize = 16;
 /// Up to this many participant lists of a scheduled scan are read one after
 /// another over the scan's own connection. Read in parallel, each would
 /// open a connection of its own with a TLS handshake (most of a scan's CPU),
-/// and nobody waits for a scheduled scan.
+/// and nobody waits for a scheduled scan. After a read that fails, the rest
+/// go to the fetchers.
 const ONE_BY_ONE: usize = 4;
 
 /// Whether someone waits for a search.
@@ -38,7 +39,8 @@ const ONE_BY_ONE: usize = 4;
 pub enum Pace {
     /// A screen: every participant list at once, on the fetchers.
     Waited,
-    /// A scheduled scan: a few one by one (`ONE_BY_ONE`), more on the fetchers.
+    /// A scheduled scan: a few one by one (`ONE_BY_ONE`) until one fails,
+    /// more (or the rest) on the fetchers.
     Background,
 }
 
@@ -145,11 +147,23 @@ pub fn find(
             }) as FetchJob
         })
         .collect();
-    if pace == Pace::Background && jobs.len() <= ONE_BY_ONE {
-        jobs.into_iter().for_each(|job| job());
-    } else {
-        pool.run_all(jobs);
+    let mut jobs = jobs.into_iter().enumerate();
+    if pace == Pace::Background && old.len() <= ONE_BY_ONE {
+        // Until one read fails: an API that hangs then holds the server
+        // thread (and the screens waiting on it) for one timeout and the
+        // rest in parallel, not for one timeout per conference.
+        for (i, job) in jobs.by_ref() {
+            job();
+            let failed = matches!(
+                verdicts.lock().unwrap_or_else(|p| p.into_inner())[i],
+                Some(Verdict::Unknown)
+            );
+            if failed {
+                break;
+            }
+        }
     }
+    pool.run_all(jobs.map(|(_, job)| job).collect());
     let verdicts = verdicts.lock().unwrap_or_else(|p| p.into_inner()).clone();
     old.into_iter()
         .zip(verdicts)

@@ -11,7 +11,7 @@ use crate::harness::*;
 use crate::support::TempDir;
 use crate::support::fake_telegram::{FakeTelegram, TOKEN};
 use crate::support::fake_trueconf::{
-    CLIENT_SECRET, Conf, FakeTrueConf, PRODUCT, Participant, session_id_for,
+    ApiReply, CLIENT_SECRET, Conf, FakeTrueConf, PRODUCT, Participant, session_id_for,
 };
 use crate::support::wait_until;
 
@@ -183,6 +183,50 @@ fn a_scheduled_scan_reads_a_few_participant_lists_over_its_one_connection() {
         handshakes <= done + 1,
         "{handshakes} TLS handshakes for {done} scans"
     );
+    expect_pushes(&bot, OP, &["alpha", "beta", "gamma"]);
+}
+
+#[test]
+fn a_scheduled_scan_whose_first_list_times_out_reads_the_rest_in_parallel() {
+    let bot = Bot::start_with(
+        vec![Srv::new("Main")],
+        scanning("[monitoring]\napi_check_every_seconds = 0"),
+    );
+    let fake = bot.srv(0);
+    // The next three participant lists hang past the request timeout (2 s).
+    for _ in 0..3 {
+        fake.script(
+            "/api/v3.3/conference-sessions/",
+            ApiReply::Hang(Duration::from_secs(3)),
+        );
+    }
+    fake.set_conferences(
+        ["alpha", "beta", "gamma"]
+            .iter()
+            .map(|c| Conf::running(c, 7200))
+            .collect(),
+    );
+    // The first read of each list, in the order they came.
+    let firsts = || {
+        let mut seen: Vec<(String, std::time::Instant)> = Vec::new();
+        for r in fake.requests() {
+            if r.path.ends_with("/participants") && !seen.iter().any(|(p, _)| *p == r.path) {
+                seen.push((r.path.clone(), r.at));
+            }
+        }
+        seen
+    };
+    assert!(wait_until(WAIT, || firsts().len() == 3), "{:?}", firsts());
+    let at: Vec<_> = firsts().into_iter().map(|(_, at)| at).collect();
+    // One by one, the third list would be asked for only after the second
+    // had timed out, two seconds later: after the first failed read, the
+    // other two go to the fetchers together.
+    let apart = at[2].duration_since(at[1]);
+    assert!(
+        apart < Duration::from_secs(1),
+        "the last two lists were asked for {apart:?} apart"
+    );
+    // The round still ends, and the next one finds them all forgotten.
     expect_pushes(&bot, OP, &["alpha", "beta", "gamma"]);
 }
 
