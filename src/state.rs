@@ -64,14 +64,15 @@ pub struct ServerState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub announced: Option<Health>,
     /// Outages and the time that does not count (monitoring off, silences):
-    /// kept in `history.json`, shared with the copies a change compares
-    /// against until it is changed (`history_mut`).
+    /// kept in `history.json`; shared with copies of the entry (a probe's
+    /// trial, a screen's read) until it is changed (`history_mut`).
     #[serde(skip)]
     pub history: Arc<History>,
 }
 
-/// Every field but the history, which a change compares apart (it is
-/// shared with the snapshot until changed, so comparing it is cheap). The
+/// Every field but the history, which a change compares apart by its
+/// address (`Store::update` holds every history while it runs, so a changed
+/// one is always a new allocation). The
 /// destructuring makes a field added later a compile error here, not a
 /// change that is never written.
 impl Hash for ServerState {
@@ -257,8 +258,8 @@ struct Writer {
 /// in one word (a number or a flag changed: the usual change) always give
 /// different fingerprints, and strings are fed with their length, so no two
 /// differ only by padding. Other changes give the same fingerprint only by
-/// chance (about 2^-128, from a random start per process). No allocation;
-/// the two lanes run side by side, a few ns a field.
+/// chance (about 2^-128, from a random start per process). It allocates
+/// nothing; the two lanes run side by side, a few ns a field.
 struct Fingerprint([u64; 2]);
 
 impl Fingerprint {
@@ -807,6 +808,13 @@ mod tests {
                 server(|s| s.silence.as_mut().unwrap().by = "Anna".into()),
             ),
             ("history", server(|s| s.history_know_from(11))),
+            // A history that is not empty changes in place (the store holds
+            // its only reference): found by its address all the same.
+            (
+                "history span",
+                server(|s| s.history_begin(Kind::Off, 12, None)),
+            ),
+            ("history span end", server(|s| s.history_end(Kind::Off, 13))),
             ("last_update_id", Box::new(|d| d.last_update_id = Some(12))),
             (
                 "languages",
@@ -854,6 +862,12 @@ mod tests {
                 d
             });
             assert_eq!(on_disk, in_memory, "{what}");
+            let histories =
+                std::fs::read_to_string(dir.join(HISTORY_FILE)).unwrap_or_else(|_| "{}".into());
+            let on_disk: serde_json::Value = serde_json::from_str(&histories).unwrap();
+            let in_memory: serde_json::Value =
+                serde_json::from_slice(&store.read(|d| history_text(d).unwrap())).unwrap();
+            assert_eq!(on_disk, in_memory, "{what}: history.json");
             // The same change again changes nothing: nothing is written.
             store.update(|d| change(d));
             // Nor is a change undone within the same update.

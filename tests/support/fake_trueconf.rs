@@ -726,12 +726,12 @@ impl FakeTrueConf {
         lock(&self.shared.state).requests.clone()
     }
 
-    /// Decoded conference ids of every authenticated POST .../conferences/{id}/stop.
     /// How many TLS connections the API port has accepted (one handshake each).
     pub fn tls_handshakes(&self) -> usize {
         lock(&self.shared.state).handshakes
     }
 
+    /// Decoded conference ids of every authenticated POST .../conferences/{id}/stop.
     pub fn stop_requests(&self) -> Vec<String> {
         lock(&self.shared.state).stops.clone()
     }
