@@ -783,8 +783,9 @@ fn item_8_answers_to_scans_count_as_web_checks_and_failed_ones_do_not() {
     let bot = Bot::start_with(
         vec![Srv::new("Main").monitored(0.05)],
         Setup {
-            // Scans every 0.3 s, checks every 0.6 s.
-            tables: "[monitoring]\napi_check_every_seconds = 0.6\n\
+            // Scans every 0.3 s, checks every 1.2 s: a scan would have to
+            // be 0.9 s late for a check to make its own request.
+            tables: "[monitoring]\napi_check_every_seconds = 1.2\n\
                      [forgotten]\nafter_minutes = 1\nscan_every_minutes = 0.005\n"
                 .into(),
             ..Setup::default()
