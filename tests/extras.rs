@@ -151,20 +151,29 @@ fn a_forgotten_conference_is_pushed_to_operators_once_and_again_after_it_recover
     );
 }
 
-#[test]
-fn a_scheduled_scan_reads_a_few_participant_lists_over_its_one_connection() {
-    // No web/API check: only the scans talk to the API port.
+/// A scanning bot without web/API checks (only the scans talk to the API
+/// port) and a server running "alpha", "beta" and "gamma" for two hours;
+/// `prepare` readies the fake before the conferences appear.
+fn three_old_conferences(prepare: impl Fn(&FakeTrueConf)) -> Bot {
     let bot = Bot::start_with(
         vec![Srv::new("Main")],
         scanning("[monitoring]\napi_check_every_seconds = 0"),
     );
     let fake = bot.srv(0);
+    prepare(fake);
     fake.set_conferences(
         ["alpha", "beta", "gamma"]
             .iter()
             .map(|c| Conf::running(c, 7200))
             .collect(),
     );
+    bot
+}
+
+#[test]
+fn a_scheduled_scan_reads_a_few_participant_lists_over_its_one_connection() {
+    let bot = three_old_conferences(|_| {});
+    let fake = bot.srv(0);
     wait_scans(fake, 4);
     // Read in this order, the handshakes may include the next scan's.
     let (done, handshakes) = (scans(fake), fake.tls_handshakes());
@@ -188,24 +197,16 @@ fn a_scheduled_scan_reads_a_few_participant_lists_over_its_one_connection() {
 
 #[test]
 fn a_scheduled_scan_whose_first_list_times_out_reads_the_rest_in_parallel() {
-    let bot = Bot::start_with(
-        vec![Srv::new("Main")],
-        scanning("[monitoring]\napi_check_every_seconds = 0"),
-    );
+    // The three participant lists hang past the request timeout (2 s).
+    let bot = three_old_conferences(|fake| {
+        for _ in 0..3 {
+            fake.script(
+                "/api/v3.3/conference-sessions/",
+                ApiReply::Hang(Duration::from_secs(3)),
+            );
+        }
+    });
     let fake = bot.srv(0);
-    // The next three participant lists hang past the request timeout (2 s).
-    for _ in 0..3 {
-        fake.script(
-            "/api/v3.3/conference-sessions/",
-            ApiReply::Hang(Duration::from_secs(3)),
-        );
-    }
-    fake.set_conferences(
-        ["alpha", "beta", "gamma"]
-            .iter()
-            .map(|c| Conf::running(c, 7200))
-            .collect(),
-    );
     // The first read of each list, in the order they came.
     let firsts = || {
         let mut seen: Vec<(String, std::time::Instant)> = Vec::new();
